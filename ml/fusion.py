@@ -1,0 +1,120 @@
+"""Attention fusion: one search vector from whatever modalities a product or query has.
+
+Every available modality is a token: each photo's backbone features (a product may have
+several photos), the text features, and optional extra tokens. Tokens are projected to a
+common width and tagged with a learned modality embedding. A learned fusion query token
+attends over them with multi-head scaled dot-product attention (learned W_Q, W_K, W_V);
+a key-padding mask removes missing photos/modalities, whose inputs are also zeroed so
+padding garbage (even NaN) cannot leak in. The result is projected to the shared search
+space and L2-normalised. The same module embeds products (photos + text) and queries
+(image only, text only, or both), which is what makes them comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AttentionFusion", "build_fusion"]
+
+IMAGE, TEXT = 0, 1
+
+
+class AttentionFusion(nn.Module):
+    def __init__(
+        self,
+        image_feature_dim: int,
+        text_feature_dim: int,
+        *,
+        width: int = 256,
+        heads: int = 4,
+        dim: int = 512,
+        dropout: float = 0.1,
+        mlp_ratio: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"fusion width {width} is not divisible by {heads} heads")
+        self.width, self.heads, self.dim = width, heads, dim
+        self.image_in = nn.Sequential(nn.LayerNorm(image_feature_dim), nn.Linear(image_feature_dim, width))
+        self.text_in = nn.Sequential(nn.LayerNorm(text_feature_dim), nn.Linear(text_feature_dim, width))
+        self.modality_embedding = nn.Parameter(torch.zeros(2, width))
+        self.fusion_query = nn.Parameter(torch.randn(width) * 0.02)
+        self.w_q = nn.Linear(width, width)
+        self.w_k = nn.Linear(width, width)
+        self.w_v = nn.Linear(width, width)
+        self.w_o = nn.Linear(width, width)
+        self.token_norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+        hidden = int(width * mlp_ratio)
+        self.mlp = (
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+            if hidden
+            else None
+        )
+        self.out_norm = nn.LayerNorm(width)
+        self.to_search = nn.Linear(width, dim)
+
+    def forward(
+        self,
+        image_features: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        text_features: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Fuse a batch into (B, dim) unit vectors.
+
+        image_features (B, K, Di) with image_mask (B, K) True where a photo is present;
+        text_features (B, Dt) with text_mask (B,) True where text is present. Either side
+        may be None (absent for the whole batch). Every row needs at least one token.
+        """
+        tokens, valid = [], []
+        if image_features is not None:
+            if image_mask is None:
+                image_mask = torch.ones(image_features.shape[:2], dtype=torch.bool, device=image_features.device)
+            clean = torch.where(image_mask.unsqueeze(-1), image_features, torch.zeros_like(image_features))
+            tokens.append(self.image_in(clean) + self.modality_embedding[IMAGE])
+            valid.append(image_mask)
+        if text_features is not None:
+            if text_mask is None:
+                text_mask = torch.ones(text_features.shape[0], dtype=torch.bool, device=text_features.device)
+            clean = torch.where(text_mask.unsqueeze(-1), text_features, torch.zeros_like(text_features))
+            tokens.append((self.text_in(clean) + self.modality_embedding[TEXT]).unsqueeze(1))
+            valid.append(text_mask.unsqueeze(1))
+        if not tokens:
+            raise ValueError("fusion needs image or text features")
+        x = self.token_norm(torch.cat(tokens, dim=1))  # (B, T, W)
+        mask = torch.cat(valid, dim=1)  # (B, T)
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("every item needs at least one photo or a text")
+        batch, length, _ = x.shape
+        head_dim = self.width // self.heads
+        query = self.w_q(self.fusion_query).view(1, self.heads, 1, head_dim)
+        keys = self.w_k(x).view(batch, length, self.heads, head_dim).transpose(1, 2)  # (B, h, T, d)
+        values = self.w_v(x).view(batch, length, self.heads, head_dim).transpose(1, 2)
+        scores = (query * keys).sum(-1) / math.sqrt(head_dim)  # (B, h, T)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = self.dropout(scores.softmax(dim=-1))
+        attended = (weights.unsqueeze(-1) * values).sum(dim=2).reshape(batch, self.width)
+        fused = self.fusion_query + self.w_o(attended)
+        if self.mlp is not None:
+            fused = fused + self.mlp(fused)
+        return F.normalize(self.to_search(self.out_norm(fused)), dim=-1)
+
+
+def build_fusion(config: Mapping) -> AttentionFusion:
+    """The fusion module a model config describes (weights are loaded by the registry)."""
+    section = config["fusion"]
+    return AttentionFusion(
+        int(config["image"]["feature_dim"]),
+        int(config["text"]["feature_dim"]),
+        width=int(section["width"]),
+        heads=int(section["heads"]),
+        dim=int(section["dim"]),
+        dropout=float(section.get("dropout", 0.0)),
+        mlp_ratio=float(section.get("mlp_ratio", 0.0)),
+    )

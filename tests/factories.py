@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import factory
+
+from catalog.models import Category, Product
+from catalog.services import add_product_image_bytes
+from tests.conftest import make_photo
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+        django_get_or_create = ("slug",)
+
+    name = factory.Iterator(["Ring", "Earring", "Necklace", "Pendant", "Bangle", "Bracelet"])
+    slug = factory.LazyAttribute(lambda o: o.name.lower())
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+        skip_postgeneration_save = True
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    title = factory.Sequence(lambda n: f"Product {n}")
+    description = "A piece of jewelry."
+    category = factory.SubFactory(CategoryFactory)
+    metal = "yellow_gold"
+    gemstone = "diamond"
+    price = Decimal("1000.00")
+    stock = 3
+
+    @factory.post_generation
+    def photos(self, create, extracted, **kwargs):
+        if not create:
+            return
+        for seed in extracted or []:
+            add_product_image_bytes(self, make_photo(seed))
