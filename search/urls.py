@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -6,5 +6,6 @@ app_name = "search"
 
 urlpatterns = [
     path("products/<str:sku>/", views.product_detail, name="product"),
+    re_path(r"^query-photo/(?P<ref>[0-9a-f]{64})/$", views.query_photo, name="query_photo"),
     path("", views.search_page, name="home"),
 ]

@@ -1,10 +1,26 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+import logging
+from urllib.parse import urlencode
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from catalog.models import Product
+from catalog.uploads import UploadError, check_image_upload, read_upload
+
+from .forms import SearchForm
 from .health import check_broker, check_database, check_worker
+from .query import SearchQuery, SearchUnavailable, search
+
+logger = logging.getLogger(__name__)
+QUERY_PHOTO_SECONDS = 3600
+SIMILAR_ON_PRODUCT_PAGE = 8
 
 
 @never_cache
@@ -22,16 +38,105 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body)
 
 
-def search_page(request: HttpRequest):
-    from django.shortcuts import render
-
-    return render(request, "search/search.html", {})
+def _photo_key(ref: str) -> str:
+    return f"query-photo:{ref}"
 
 
-def product_detail(request: HttpRequest, sku: str):
-    from django.shortcuts import get_object_or_404, render
+def _render(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    return render(request, "search/search.html", context, status=status)
 
-    from catalog.models import Product
 
-    product = get_object_or_404(Product.objects.prefetch_related("images"), sku=sku, is_active=True)
-    return render(request, "search/product.html", {"product": product})
+@require_http_methods(["GET", "POST"])
+def search_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _upload_photo(request)
+    form = SearchForm(request.GET or None)
+    context: dict = {"form": form, "max_upload_mb": settings.MAX_UPLOAD_BYTES // 1_000_000}
+    if not request.GET:
+        return _render(request, context)
+    if not form.is_valid():
+        return _render(request, context, status=400)
+    data = form.cleaned_data
+    photo = None
+    if data.get("image_ref"):
+        photo = cache.get(_photo_key(data["image_ref"]))
+        if photo is None:
+            context["error"] = "Your photo has expired from our short-term memory: please upload it again."
+            return _render(request, context, status=410)
+        context["query_photo"] = data["image_ref"]
+    similar_to = None
+    if data.get("similar"):
+        similar = Product.objects.filter(sku=data["similar"], is_active=True).first()
+        if similar is None:
+            context["error"] = f"No product with the reference {data['similar']!r}."
+            return _render(request, context, status=404)
+        similar_to, context["similar_product"] = similar.pk, similar
+    if not (photo or data.get("text") or similar_to):
+        context["error"] = "Type a few words or add a photo to search."
+        return _render(request, context)
+    query = SearchQuery(image=photo, text=data.get("text") or "", filters=form.filters(),
+                        k=data.get("k") or settings.SEARCH_DEFAULT_K, similar_to=similar_to)
+    try:
+        context["response"] = search(query)
+    except SearchUnavailable as exc:
+        context["error"] = str(exc)
+        return _render(request, context, status=503)
+    except DatabaseError:
+        logger.exception("search failed: database unavailable")
+        context["error"] = "Search is briefly unavailable. Please try again in a few seconds."
+        response = _render(request, context, status=503)
+        response["Retry-After"] = "5"
+        return response
+    context["query"] = query
+    return _render(request, context)
+
+
+def _upload_photo(request: HttpRequest) -> HttpResponse:
+    """Validate the photo, keep it briefly by its hash, and redirect to a plain GET."""
+    form = SearchForm(request.POST)
+    context: dict = {"form": form, "max_upload_mb": settings.MAX_UPLOAD_BYTES // 1_000_000}
+    upload = request.FILES.get("image")
+    if upload is None:
+        if form.is_valid() and form.has_query():
+            return redirect(_search_url(form.cleaned_data))
+        context["error"] = "Choose a photo to search with, or type a few words."
+        return _render(request, context, status=400)
+    try:
+        checked = check_image_upload(read_upload(upload))
+    except UploadError as exc:
+        context["error"] = exc.message
+        return _render(request, context, status=exc.status)
+    cache.set(_photo_key(checked.sha256), checked.data, QUERY_PHOTO_SECONDS)
+    data = form.cleaned_data if form.is_valid() else {}
+    return redirect(_search_url({**data, "image_ref": checked.sha256}))
+
+
+def _search_url(data: dict) -> str:
+    params = {key: value for key, value in data.items() if value not in (None, "", False)}
+    return "/?" + urlencode(params)
+
+
+@require_GET
+def query_photo(request: HttpRequest, ref: str) -> HttpResponse:
+    """The shopper's own photo, shown above their results."""
+    data = cache.get(_photo_key(ref))
+    if data is None:
+        raise Http404("photo expired")
+    checked = check_image_upload(data)
+    content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+                    "HEIF": "image/heif"}[checked.format]
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
+    product = get_object_or_404(Product.objects.select_related("category").prefetch_related("images"),
+                                sku=sku, is_active=True)
+    similar = None
+    try:
+        similar = search(SearchQuery(similar_to=product.pk, k=SIMILAR_ON_PRODUCT_PAGE))
+    except (SearchUnavailable, DatabaseError):
+        logger.warning("no similar products for %s: search unavailable", sku)
+    return render(request, "search/product.html", {"product": product, "similar": similar})

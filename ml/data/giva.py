@@ -99,3 +99,55 @@ def load_image_bytes() -> dict[str, bytes]:
 
 def product_image_bytes(product: GivaProduct) -> bytes:
     return load_image_bytes()[product.image_name]
+
+
+# ---------------------------------------------------------------- shop words
+# The catalog's attribute values as a shopper says them. The demo import and training
+# use the same functions, so the product texts the model sees at index time are the
+# texts it was trained on.
+
+CATEGORY_NOUNS = {
+    "Ring": "ring",
+    "Earring": "earrings",
+    "Bangle": "bangle",
+    "Bracelet": "bracelet",
+    "Necklace": "necklace",
+    "Pendant": "pendant",
+}
+
+
+def metal_name(product: GivaProduct) -> str:
+    """e.g. "yellow gold", "rose gold", "white gold", "two-tone gold", "silver"."""
+    metal, colour = product.metal_type, product.metal_color
+    if metal in ("silver", "platinum"):
+        return metal
+    if metal == "rose_gold" or (metal == "gold" and colour == "rose"):
+        return "rose gold"
+    if metal == "white_gold" or colour == "white":
+        return "white gold"
+    if metal == "mixed" or colour == "two_tone":
+        return "two-tone gold"
+    if metal == "gold":
+        return "yellow gold" if colour in ("yellow", "") else f"{colour} gold"
+    return metal.replace("_", " ")
+
+
+def gemstone_name(product: GivaProduct) -> str:
+    """e.g. "diamond", "ruby", "cubic zirconia"; "" when the piece has no stone."""
+    stone = product.stone_type.replace("_", " ").strip()
+    if stone == "other":
+        return "gemstone"
+    return stone
+
+
+def category_noun(product: GivaProduct) -> str:
+    return CATEGORY_NOUNS.get(product.category, product.category.lower())
+
+
+def product_search_text(product: GivaProduct) -> str:
+    """The text the model embeds for this product (title + attributes + description)."""
+    from ml.text import product_text
+
+    return product_text(
+        product.title, product.category, metal_name(product), gemstone_name(product), product.description
+    )

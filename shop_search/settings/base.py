@@ -150,6 +150,21 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 
+# --- Search and re-ranking -------------------------------------------------------------------
+SEARCH_DEFAULT_K = 20
+SEARCH_MAX_K = 100
+# Rows fetched from each HNSW index per wanted product, before grouping by product.
+SEARCH_CANDIDATE_FACTOR = 4
+# Score = similarity * w + boosts. Boosts are small: they reorder near-ties, never
+# lift an unlike product over a like one.
+SEARCH_RANKING_WEIGHTS = {
+    "similarity": 1.0,
+    "category": 0.04,
+    "metal": 0.03,
+    "gemstone": 0.03,
+    "text_match": 0.06,
+}
+
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

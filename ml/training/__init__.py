@@ -1,0 +1,1 @@
+"""Training and evaluation of the fusion on frozen backbone features (giva data)."""

@@ -1,0 +1,159 @@
+"""Shopper-style views of a catalog photo, with Pillow and numpy only (no torchvision).
+
+A catalog photo is a centred product on white studio background. A shopper's photo of
+the same piece is taken on a table, a hand or fabric, tilted, off-centre, smaller or
+closer, under warm or dim light, a little blurred, and JPEG-compressed by the phone or
+messenger. Each step below imitates one of those; every random choice comes from the
+``numpy.random.Generator`` passed in, so a seed reproduces the exact views.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+__all__ = ["shopper_view", "AUGMENT_VERSION", "VIEW_SIZE"]
+
+# Bump when the augmentations change: it is part of the feature cache key.
+AUGMENT_VERSION = 2
+# Views are made at this size; the model's preprocessing then resizes as for any query.
+VIEW_SIZE = 320
+WORK_SIZE = 400
+
+# Surfaces a ring or necklace is photographed on: skin, wood, linen, velvet, marble, paper.
+_SURFACES = np.array(
+    [
+        (224, 172, 140), (198, 134, 103), (141, 85, 36), (255, 219, 172),
+        (120, 82, 45), (160, 110, 70), (205, 170, 125), (233, 220, 200),
+        (30, 30, 36), (20, 40, 90), (90, 20, 40), (40, 70, 50),
+        (200, 200, 205), (150, 150, 155), (240, 235, 225), (250, 245, 240),
+    ],
+    dtype=np.float32,
+)
+
+
+def shopper_view(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """One random shopper-style photo of the product in ``image`` (RGB, VIEW_SIZE square)."""
+    image = image.convert("RGB")
+    image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BICUBIC)
+    if rng.random() < 0.7:
+        image = _replace_background(image, rng)
+    if rng.random() < 0.5:
+        image = _zoom_out(image, rng)
+    if rng.random() < 0.7:
+        image = _rotate(image, rng)
+    image = _random_resized_crop(image, rng)
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image = _colour_and_light(image, rng)
+    if rng.random() < 0.4:
+        image = image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.6))))
+    if rng.random() < 0.3:
+        image = _sensor_noise(image, rng)
+    if rng.random() < 0.7:
+        image = _jpeg(image, int(rng.integers(30, 90)))
+    return image
+
+
+def _corner_colour(image: Image.Image) -> tuple[int, int, int]:
+    array = np.asarray(image)
+    corners = np.stack([array[0, 0], array[0, -1], array[-1, 0], array[-1, -1]]).astype(np.float32)
+    return tuple(int(v) for v in np.median(corners, axis=0))
+
+
+def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A plausible surface: solid, gradient, or a soft low-frequency texture."""
+    width, height = size
+    first = _SURFACES[rng.integers(len(_SURFACES))] + rng.normal(0, 12, 3)
+    kind = rng.integers(3)
+    if kind == 0:
+        surface = np.broadcast_to(first, (height, width, 3)).copy()
+    elif kind == 1:
+        second = _SURFACES[rng.integers(len(_SURFACES))] + rng.normal(0, 12, 3)
+        angle = rng.uniform(0, 2 * np.pi)
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        t = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)
+        t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+        surface = first * (1 - t[..., None]) + second * t[..., None]
+    else:
+        coarse = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40), 1)).astype(np.float32)
+        noise = Image.fromarray(((coarse[..., 0] + 3) * 40).clip(0, 255).astype(np.uint8), "L")
+        noise = np.asarray(noise.resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255.0
+        surface = first * (0.75 + 0.5 * noise[..., None])
+    return surface.clip(0, 255)
+
+
+def _replace_background(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Swap the white studio background for a surface (soft mask keeps thin chains)."""
+    array = np.asarray(image, dtype=np.float32)
+    brightness = array.min(axis=2)
+    saturation = array.max(axis=2) - brightness
+    background = ((brightness > 228) & (saturation < 18)).astype(np.uint8) * 255
+    if background.mean() < 255 * 0.3:  # not a studio shot: keep its own background
+        return image
+    mask = Image.fromarray(background, "L").filter(ImageFilter.GaussianBlur(1.2))
+    alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    surface = _background(image.size, rng)
+    blended = array * (1 - alpha) + surface * alpha
+    return Image.fromarray(blended.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _zoom_out(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The product smaller in the frame, off-centre, on padding of the background colour."""
+    scale = float(rng.uniform(0.55, 0.9))
+    small = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", image.size, _corner_colour(image))
+    left = int(rng.integers(0, image.width - small.width + 1))
+    top = int(rng.integers(0, image.height - small.height + 1))
+    canvas.paste(small, (left, top))
+    return canvas
+
+
+def _rotate(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    angle = float(rng.uniform(-35, 35)) if rng.random() < 0.85 else float(rng.choice([90, 180, 270]))
+    return image.rotate(angle, Image.Resampling.BICUBIC, expand=False, fillcolor=_corner_colour(image))
+
+
+def _random_resized_crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    width, height = image.size
+    area = width * height
+    for _ in range(10):
+        target = area * rng.uniform(0.45, 1.0)
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        crop_w, crop_h = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            left = int(rng.integers(0, width - crop_w + 1))
+            top = int(rng.integers(0, height - crop_h + 1))
+            box = (left, top, left + crop_w, top + crop_h)
+            break
+    else:
+        side = min(width, height)
+        box = ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2)
+    return image.resize((VIEW_SIZE, VIEW_SIZE), Image.Resampling.BICUBIC, box=box)
+
+
+def _colour_and_light(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Exposure, contrast, saturation, white balance (warm/cool) and gamma."""
+    image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.65, 1.3)))
+    image = ImageEnhance.Contrast(image).enhance(float(rng.uniform(0.7, 1.3)))
+    image = ImageEnhance.Color(image).enhance(float(rng.uniform(0.6, 1.4)))
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    warmth = rng.normal(0, 0.06)
+    tint = np.array([1 + warmth, 1 + rng.normal(0, 0.02), 1 - warmth], dtype=np.float32)
+    array = np.clip(array * tint, 0, 1) ** float(np.exp(rng.normal(0, 0.15)))
+    return Image.fromarray((array * 255).round().astype(np.uint8), "RGB")
+
+
+def _sensor_noise(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    array = np.asarray(image, dtype=np.float32)
+    array = array + rng.normal(0, rng.uniform(2, 8), array.shape)
+    return Image.fromarray(array.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")

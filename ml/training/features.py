@@ -1,0 +1,131 @@
+"""Frozen backbone features, computed once and cached on disk.
+
+Training only updates the fusion, so every photo, shopper view and text goes through
+the backbones once; later runs (other seeds, more steps, evaluation) read the cache in
+``.cache/ml/features`` (git-ignored). The cache key holds the backbone fingerprint
+(weights + preprocessing), the augmentation version, the seed and the inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ml.constants import CACHE_DIR
+from ml.data import giva
+from ml.data.giva import GivaProduct
+from ml.model import SearchModel
+from ml.preprocess import load_image
+from ml.training.augment import AUGMENT_VERSION, shopper_view
+
+logger = logging.getLogger(__name__)
+
+FEATURE_CACHE_DIR = CACHE_DIR / "features"
+VIEW_BATCH_SIZE = 32
+
+__all__ = ["catalog_features", "view_features", "text_features", "product_photo", "view_rng"]
+
+
+def _cached(model: SearchModel, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True) -> np.ndarray:
+    payload = json.dumps({"backbones": model.spec.backbone_fingerprint, **parts}, sort_keys=True)
+    key = hashlib.sha256(payload.encode()).hexdigest()[:20]
+    path = FEATURE_CACHE_DIR / f"{model.name}-{parts.get('kind', 'x')}-{key}.npy"
+    if cache and path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            logger.warning("ignoring unreadable feature cache %s", path)
+    array = compute().astype(np.float32)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)
+    return array
+
+
+def product_photo(product: GivaProduct) -> Image.Image:
+    """The catalog photo, through the same decoding as any upload."""
+    return load_image(giva.product_image_bytes(product))
+
+
+def view_rng(seed: int, sku: str) -> np.random.Generator:
+    """One generator per (seed, product): a product's views do not depend on the split."""
+    return np.random.default_rng([seed, int(hashlib.sha256(sku.encode()).hexdigest()[:8], 16)])
+
+
+def catalog_features(model: SearchModel, products: Sequence[GivaProduct], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(P, Di) catalog photo features and (P, Dt) product text features."""
+    skus = [product.sku for product in products]
+
+    def photos() -> np.ndarray:
+        images = [product_photo(product) for product in tqdm(products, desc="catalog photos", leave=False)]
+        return model.image_features(images)
+
+    def texts() -> np.ndarray:
+        return model.text_features([giva.product_search_text(product) for product in products])
+
+    return (
+        _cached(model, {"kind": "photos", "skus": skus}, photos, cache),
+        _cached(model, {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]}, texts, cache),
+    )
+
+
+def view_features(
+    model: SearchModel, products: Sequence[GivaProduct], views: int, seed: int, cache: bool = True
+) -> np.ndarray:
+    """(P, views, Di) features of shopper-style views of each product photo."""
+
+    def compute() -> np.ndarray:
+        out = np.zeros((len(products), views, model.image_feature_dim), dtype=np.float32)
+        pending: list[tuple[int, int, Image.Image]] = []
+
+        def flush() -> None:
+            if pending:
+                features = model.image_features([image for _, _, image in pending], batch_size=VIEW_BATCH_SIZE)
+                for (p, v, _), row in zip(pending, features):
+                    out[p, v] = row
+                pending.clear()
+
+        for p, product in enumerate(tqdm(products, desc=f"shopper views (seed {seed})")):
+            rng = view_rng(seed, product.sku)
+            photo = product_photo(product)
+            for v in range(views):
+                pending.append((p, v, shopper_view(photo, rng)))
+            if len(pending) >= VIEW_BATCH_SIZE:
+                flush()
+        flush()
+        return out
+
+    parts = {"kind": "views", "skus": [p.sku for p in products], "views": views, "seed": seed, "augment": AUGMENT_VERSION}
+    return _cached(model, parts, compute, cache)
+
+
+def text_features(model: SearchModel, texts: Sequence[str], kind: str = "texts", cache: bool = True) -> np.ndarray:
+    """(N, Dt) features of arbitrary texts (queries), cached by their content."""
+    texts = list(texts)
+    return _cached(model, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache)
+
+
+def save_view_examples(products: Sequence[GivaProduct], seed: int, path: Path, per_product: int = 4) -> None:
+    """A contact sheet of views, to look at what the augmentations do."""
+    tiles = []
+    for product in products:
+        rng = view_rng(seed, product.sku)
+        photo = product_photo(product)
+        tiles.append([photo.resize((160, 160))] + [shopper_view(photo, rng).resize((160, 160)) for _ in range(per_product)])
+    sheet = Image.new("RGB", (160 * (per_product + 1), 160 * len(tiles)), "white")
+    for row, images in enumerate(tiles):
+        for col, image in enumerate(images):
+            sheet.paste(image, (col * 160, row * 160))
+    buffer = io.BytesIO()
+    sheet.save(buffer, "JPEG", quality=85)
+    path.write_bytes(buffer.getvalue())

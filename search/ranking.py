@@ -1,0 +1,113 @@
+"""Candidates + features -> ordered results. Pure functions: no ORM, no I/O.
+
+The retrieval similarity dominates; small, named boosts reward agreement with what the
+query suggests (a category the photo looks like, a metal or stone the text names) and
+words of the query found in the product's own text. Every result keeps its breakdown.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+STOPWORDS = frozenset("a an and the with in of for on to by or me show find looking want like similar my her his".split())
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """What the query suggests, as probabilities/flags the boosts can use."""
+
+    category: Mapping[str, float] = field(default_factory=dict)  # category name -> probability
+    metal: str | None = None
+    gemstone: str | None = None
+    tokens: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CandidateFeatures:
+    product_id: int
+    image_similarity: float | None  # best photo of the product (cosine)
+    product_similarity: float | None  # the fused product vector (cosine)
+    category: str
+    metal: str
+    gemstone: str
+    text: str  # title + description, lower-cased by the caller or here
+
+
+@dataclass(frozen=True)
+class RankedResult:
+    product_id: int
+    score: float
+    breakdown: dict[str, float]
+
+
+def tokens(text: str) -> frozenset[str]:
+    return frozenset(t for t in _TOKEN.findall((text or "").lower()) if t not in STOPWORDS and len(t) > 1)
+
+
+def _stem(token: str) -> str:
+    return token[:-1] if len(token) > 3 and token.endswith("s") else token
+
+
+def text_match(query_tokens: frozenset[str], product_text: str) -> float:
+    """Share of the query's words found in the product's text (plural-insensitive)."""
+    if not query_tokens:
+        return 0.0
+    product_tokens = {_stem(t) for t in _TOKEN.findall(product_text.lower())}
+    return sum(_stem(t) in product_tokens for t in query_tokens) / len(query_tokens)
+
+
+def similarity(features: CandidateFeatures) -> float:
+    """Exact cosine of the best match: a photo or the whole product."""
+    values = [v for v in (features.image_similarity, features.product_similarity) if v is not None]
+    return max(values) if values else -1.0
+
+
+def score_candidate(
+    features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]
+) -> RankedResult:
+    breakdown = {"similarity": similarity(features)}
+    breakdown["category"] = weights.get("category", 0.0) * signals.category.get(features.category, 0.0)
+    breakdown["metal"] = weights.get("metal", 0.0) * float(signals.metal is not None and signals.metal == features.metal)
+    breakdown["gemstone"] = weights.get("gemstone", 0.0) * float(
+        signals.gemstone is not None and signals.gemstone == features.gemstone
+    )
+    breakdown["text_match"] = weights.get("text_match", 0.0) * text_match(signals.tokens, features.text)
+    score = weights.get("similarity", 1.0) * breakdown["similarity"] + sum(
+        value for key, value in breakdown.items() if key != "similarity"
+    )
+    return RankedResult(features.product_id, round(float(score), 6), {k: round(float(v), 6) for k, v in breakdown.items()})
+
+
+def rank(
+    candidates: Iterable[CandidateFeatures], signals: QuerySignals, weights: Mapping[str, float], k: int
+) -> list[RankedResult]:
+    """Score, then order by score (ties: product id, so results are deterministic)."""
+    scored = [score_candidate(candidate, signals, weights) for candidate in candidates]
+    scored.sort(key=lambda result: (-result.score, result.product_id))
+    return scored[:k]
+
+
+def predict_category(
+    neighbour_categories: Sequence[str], neighbour_similarities: Sequence[float], temperature: float = 0.05
+) -> dict[str, float]:
+    """Similarity-weighted vote of the nearest catalog photos: {category: probability}."""
+    if not neighbour_categories:
+        return {}
+    sims = np.asarray(neighbour_similarities, dtype=np.float64)
+    weights = np.exp((sims - sims.max()) / temperature)
+    totals: dict[str, float] = {}
+    for category, weight in zip(neighbour_categories, weights):
+        totals[category] = totals.get(category, 0.0) + float(weight)
+    norm = sum(totals.values())
+    return dict(sorted(((c, w / norm) for c, w in totals.items()), key=lambda item: -item[1]))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b) / denominator) if denominator and not math.isnan(denominator) else 0.0
