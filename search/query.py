@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SECONDS = 24 * 3600
 CATEGORY_NEIGHBOURS = 10
-# A filter matching at most this many products is answered by an exact scan of them:
-# cheaper than walking the graph, and exact.
-EXACT_SCAN_MAX_PRODUCTS = 2000
 MAX_FETCH_ROUNDS = 4
 
 
@@ -200,7 +197,7 @@ def retrieve(vector: np.ndarray, version: ModelVersion, filters: Filters, k: int
     total_matching = None
     if not exact and not filters.is_empty():
         total_matching = _matching_products(filters)
-        if total_matching <= EXACT_SCAN_MAX_PRODUCTS:
+        if total_matching <= settings.SEARCH_EXACT_SCAN_MAX_PRODUCTS:
             exact, strategy = True, "exact-filtered"
         elif capabilities().iterative_scan:
             strategy = "hnsw-iterative"

@@ -155,6 +155,9 @@ SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
 # Rows fetched from each HNSW index per wanted product, before grouping by product.
 SEARCH_CANDIDATE_FACTOR = 4
+# A filter matching at most this many products is answered by an exact scan of them:
+# cheaper than walking the graph at that size, and exact.
+SEARCH_EXACT_SCAN_MAX_PRODUCTS = 2000
 # Score = similarity * w + boosts. Boosts are small: they reorder near-ties, never
 # lift an unlike product over a like one.
 SEARCH_RANKING_WEIGHTS = {

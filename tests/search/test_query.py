@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from catalog.models import ProductImage
+from search.indexing import index_catalog
+from search.query import Filters, SearchQuery, _query_cache_key, search
+from tests.conftest import make_photo
+from tests.factories import ProductFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.pgvector_compat]
+
+
+@pytest.fixture
+def indexed_catalog(version, redis_client):
+    products = [
+        ProductFactory(sku="RING-ROSE", title="Rose gold oval sapphire ring", metal="rose_gold", gemstone="sapphire",
+                       photos=[1, 2, 3, 4, 5, 6]),
+        ProductFactory(sku="RING-WHITE", title="White gold diamond ring", metal="white_gold", photos=[11]),
+        ProductFactory(sku="STUDS", title="Pearl studs", metal="yellow_gold", gemstone="pearl", photos=[21, 22]),
+        *[ProductFactory(photos=[100 + i]) for i in range(12)],
+    ]
+    index_catalog([p.pk for p in products], list(ProductImage.objects.values_list("pk", flat=True)))
+    return products
+
+
+def test_query_with_a_catalog_photo_returns_its_product_first(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(11), k=5))
+    assert response.results[0].product.sku == "RING-WHITE"
+    assert response.results[0].breakdown["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert response.model_version.startswith("tiny-test@")
+
+
+def test_a_product_with_six_photos_appears_once(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(3), k=10))
+    skus = [r.product.sku for r in response.results]
+    assert skus[0] == "RING-ROSE"
+    assert len(skus) == len(set(skus))
+    assert response.results[0].matched_image.content_hash == ProductImage.objects.get(
+        product__sku="RING-ROSE", position=2).content_hash
+
+
+def test_every_result_carries_its_score_breakdown(indexed_catalog):
+    response = search(SearchQuery(text="rose gold sapphire ring", k=15))
+    for result in response.results:
+        assert set(result.breakdown) == {"similarity", "category", "metal", "gemstone", "text_match"}
+        assert result.reason
+    top = next(r for r in response.results if r.product.sku == "RING-ROSE")
+    assert top.breakdown["metal"] > 0 and top.breakdown["gemstone"] > 0 and top.breakdown["text_match"] > 0
+
+
+def test_hybrid_query_with_filters_only_returns_matching_products(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(1), text="ring", filters=Filters(metal="white_gold"), k=5))
+    assert [r.product.sku for r in response.results] == ["RING-WHITE"]
+
+
+def test_query_embeddings_are_cached_by_content_and_model_version(indexed_catalog):
+    photo = make_photo(21)
+    response = search(SearchQuery(image=photo, text="studs", k=3))
+    assert cache.get(_query_cache_key(response.model_version, photo, "studs")) is not None
+    again = search(SearchQuery(image=photo, text="studs", k=3))
+    assert [r.product.pk for r in again.results] == [r.product.pk for r in response.results]
+    assert again.timings["encode_ms"] < response.timings["encode_ms"] + 50
+
+
+def test_image_query_predicts_a_category_and_boosts_it_softly(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(21), k=15))
+    name, confidence = response.predicted_category
+    assert 0 < confidence <= 1
+    # a soft boost, never a filter: products of other categories are still there
+    assert len({r.product.category.name for r in response.results}) > 1
+
+
+def test_more_like_this_excludes_the_product_itself(indexed_catalog):
+    rose = indexed_catalog[0]
+    response = search(SearchQuery(similar_to=rose.pk, k=5))
+    assert rose.pk not in [r.product.pk for r in response.results]
+    assert len(response.results) == 5
+
+
+def test_inactive_products_are_never_returned(indexed_catalog):
+    white = indexed_catalog[1]
+    white.is_active = False
+    white.save()
+    response = search(SearchQuery(image=make_photo(11), k=20))
+    assert "RING-WHITE" not in [r.product.sku for r in response.results]
