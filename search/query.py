@@ -376,3 +376,16 @@ def search(query: SearchQuery) -> SearchResponse:
     logger.info("search kind=%s k=%d strategy=%s results=%d took=%.1fms %s", query.kind, query.k, strategy,
                 len(results), took, timings)
     return SearchResponse(results, took, version.version, predicted, strategy, timings)
+
+
+def warm_up() -> str:
+    """Load the serving model and run one query through it, so the first shopper does
+    not pay for model loading and lazy initialisation."""
+    from PIL import Image
+
+    from .engine import load_search_model
+
+    version = active_version(create=False)
+    model = model_for_version(version) if version else load_search_model()
+    model.encode_query(image=Image.new("RGB", (64, 64), "white"), text="gold ring")
+    return model.version

@@ -72,7 +72,7 @@ def main() -> int:
             cwd=ROOT,
         ))
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--bind", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--config", "python:shop_search.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
              "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4", "--timeout", "60",
              "--access-logfile", "-"],
             cwd=ROOT,

@@ -196,3 +196,57 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- REST API ----------------------------------------------------------------------------
+# The partner API under /api/v1/ (search/api/). Every policy lives here, not in the views.
+INSTALLED_APPS += ["search.api"]  # partner API keys: hashed, scoped, revocable
+
+# Per API key, counted in the shared Redis cache. Search runs the model: it is the scarce one.
+API_SEARCH_RATE = env("API_SEARCH_RATE", "60/min")
+API_CATALOG_RATE = env("API_CATALOG_RATE", "600/min")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["search.api.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["search.api.auth.HasKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["search.api.throttles.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"search": API_SEARCH_RATE, "catalog": API_CATALOG_RATE},
+    "DEFAULT_PAGINATION_CLASS": "search.api.pagination.KeysetPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.NamespaceVersioning",
+    "DEFAULT_VERSION": "v1",
+    "ALLOWED_VERSIONS": ["v1"],
+    "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["search.api.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "shop-search API",
+    "DESCRIPTION": (
+        "Multimodal jewelry search for partners: search by photo and/or words, browse the catalog, "
+        "find similar products. Send `Authorization: Api-Key <key>`. Errors always have the shape "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MetalEnum": "catalog.choices.Metal",
+        "GemstoneEnum": "catalog.choices.Gemstone",
+        "CurrencyEnum": "catalog.choices.Currency",
+    },
+}
+
+# Browsers on partner sites may call the API (never the shopper pages or the admin).
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_ALLOW_CREDENTIALS = False  # the key travels in a header, never in a cookie
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 86400
+# --- end REST API ------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from catalog.models import ProductImage
+from search.indexing import index_catalog
+from tests.conftest import make_photo
+from tests.factories import ProductFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def shop(transactional_db, redis_client):
+    products = [
+        ProductFactory(sku="RING-ROSE", title="Rose gold oval sapphire ring", metal="rose_gold", gemstone="sapphire",
+                       photos=[1, 2]),
+        ProductFactory(sku="RING-WHITE", title="White gold solitaire ring", metal="white_gold", photos=[11]),
+        *[ProductFactory(photos=[200 + i]) for i in range(10)],
+    ]
+    index_catalog([p.pk for p in products], list(ProductImage.objects.values_list("pk", flat=True)))
+    return products
+
+
+def _results(browser) -> list[str]:
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#results .card, .error, .empty"))
+    return [card.text.split("\n")[0] for card in browser.find_elements(By.CSS_SELECTOR, "#results .card .title")]
+
+
+def test_uploading_a_catalog_photo_shows_its_product_first(browser, live_server, shop, tmp_path):
+    photo = tmp_path / "my-ring.jpg"
+    photo.write_bytes(make_photo(11))
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "photo-input").send_keys(str(photo))  # the page submits on change
+    titles = _results(browser)
+    assert titles[0] == "White gold solitaire ring"
+    assert len(titles) == len(set(titles))
+    assert "Looks like:" in browser.page_source
+    assert browser.find_element(By.CSS_SELECTOR, "img.query-photo").get_attribute("naturalWidth") != "0"
+    browser.save_screenshot(str(tmp_path / "results.png"))
+
+
+def test_typing_a_query_and_applying_a_metal_filter(browser, live_server, shop):
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "id_text").send_keys("oval sapphire ring")
+    browser.find_element(By.CSS_SELECTOR, ".words button").click()
+    assert "Rose gold oval sapphire ring" in _results(browser)
+    Select(browser.find_element(By.ID, "id_metal")).select_by_visible_text("White gold")
+    browser.find_element(By.CSS_SELECTOR, ".words button").click()
+    assert _results(browser) == ["White gold solitaire ring"]
+    assert "metal=white_gold" in browser.current_url
+
+
+def test_uploading_a_pdf_shows_the_reason_in_words(browser, live_server, shop, tmp_path):
+    fake = tmp_path / "invoice.jpg"
+    fake.write_bytes(b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n")
+    browser.get(live_server.url + "/")
+    browser.find_element(By.ID, "photo-input").send_keys(str(fake))
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".error"))
+    assert "PDF" in browser.find_element(By.CSS_SELECTOR, ".error").text
+
+
+def test_more_like_this_and_product_page(browser, live_server, shop):
+    browser.get(live_server.url + "/products/RING-ROSE/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Rose gold oval sapphire ring"
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".gallery img")) == 2
+    assert browser.find_elements(By.CSS_SELECTOR, ".grid .card")
+    browser.find_element(By.LINK_TEXT, "More like this").click()
+    titles = _results(browser)
+    assert titles and "Rose gold oval sapphire ring" not in titles
