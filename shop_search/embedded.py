@@ -45,7 +45,8 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False):
+def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False,
+                new_session: bool = False):
     """Start redis-server on 127.0.0.1:port with an append-only file, so queued indexing
     work survives a restart. Returns (process or None if already running, REDIS_URL)."""
     url = f"redis://127.0.0.1:{port}/0"
@@ -58,7 +59,9 @@ def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize:
         "--appendonly", "yes", "--save", "", "--daemonize", "yes" if daemonize else "no",
         "--logfile", str(redis_dir / "redis.log"),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=new_session or daemonize
+    )
     for _ in range(100):
         if port_open("127.0.0.1", port):
             return (None if daemonize else process), url

@@ -6,6 +6,7 @@ every process this started; the next run reuses `.data/` and is up in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -15,11 +16,31 @@ import sys
 import time
 from pathlib import Path
 
-from .embedded import DATA_DIR, start_postgres, start_redis
+from .embedded import DATA_DIR, port_open, start_postgres, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 logging.basicConfig(level=logging.INFO, format="%(asctime)s run: %(message)s", datefmt="%H:%M:%S")
 log = logging.getLogger("run")
+logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def start(command: list[str]) -> subprocess.Popen:
+    """A child in its own process group, so stopping it also stops its workers."""
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+
+
+def stop(children: list[subprocess.Popen], timeout: float = 15) -> None:
+    """SIGTERM every group, wait, then SIGKILL whatever is left (hung workers included)."""
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 def manage(*args: str) -> None:
@@ -47,6 +68,9 @@ def ensure_admin() -> None:
 
 
 def main() -> int:
+    stop_requested: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: stop_requested.append(number))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_search.settings.local")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
@@ -55,7 +79,7 @@ def main() -> int:
         postgres, os.environ["DATABASE_URL"] = start_postgres(stop_on_exit=True)
         log.info("embedded PostgreSQL (pgserver) in %s", DATA_DIR / "pg")
     if not os.environ.get("REDIS_URL"):
-        redis_process, os.environ["REDIS_URL"] = start_redis()
+        redis_process, os.environ["REDIS_URL"] = start_redis(new_session=True)
         if redis_process:
             children.append(redis_process)
         log.info("embedded Redis at %s", os.environ["REDIS_URL"])
@@ -66,36 +90,32 @@ def main() -> int:
         ensure_admin()
         manage("load_demo_catalog")
         manage("collectstatic", "--noinput", "-v", "0")
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--concurrency", "1",
-             "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")],
-            cwd=ROOT,
-        ))
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--config", "python:shop_search.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-             "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4", "--timeout", "60",
-             "--access-logfile", "-"],
-            cwd=ROOT,
-        ))
+        children.append(start([
+            sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--concurrency", "1",
+            "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule"),
+        ]))
+        children.append(start([
+            sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--config", "python:shop_search.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+            "--threads", "4", "--timeout", "60", "--access-logfile", "-",
+        ]))
+        for _ in range(240):
+            if stop_requested or port_open("127.0.0.1", int(port)) or any(c.poll() is not None for c in children):
+                break
+            time.sleep(0.25)
         log.info("shop-search is up: http://127.0.0.1:%s/  admin: http://127.0.0.1:%s/admin/", port, port)
-        while all(child.poll() is None for child in children):
+        while not stop_requested and all(child.poll() is None for child in children):
             time.sleep(0.5)
-        log.error("a process exited; stopping the rest")
+        if stop_requested:
+            log.info("stopping")
+            return 0
+        log.error("a process exited unexpectedly; stopping the rest")
         return 1
-    except KeyboardInterrupt:
-        log.info("stopping")
-        return 0
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in reversed(children):
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop(list(reversed(children)))
         if postgres is not None:
             postgres.cleanup()
+        log.info("stopped")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from search.views import healthz
+from shop_search.security import serve_product_photo
 
 admin.site.site_header = "shop-search: catalog"
 admin.site.site_title = "shop-search admin"
@@ -11,7 +10,9 @@ admin.site.site_title = "shop-search admin"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("search.api.urls", namespace="v1")),
     path("", include("search.urls")),
     # Product photos: stored under random names outside code and static paths.
-    re_path(r"^media/(?P<path>products/.+\.(?:jpg|png|webp|gif|heic))$", serve, {"document_root": settings.MEDIA_ROOT}),
+    # Served with their exact image type, nosniff and a sandboxing CSP (shop_search/security.py).
+    re_path(r"^media/(?P<path>products/[0-9a-f]{2}/[0-9a-f]{64}(?:_[A-Za-z0-9]{7})?\.(?:jpg|png|webp|gif|heic))$", serve_product_photo),
 ]

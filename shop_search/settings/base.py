@@ -144,6 +144,9 @@ EMBED_TEXT_BATCH_SIZE = 64
 # A row still marked dirty this long after its last change is re-enqueued by the sweep.
 INDEX_SWEEP_GRACE_SECONDS = env_int("INDEX_SWEEP_GRACE_SECONDS", 60)
 INDEX_SWEEP_INTERVAL_SECONDS = env_int("INDEX_SWEEP_INTERVAL_SECONDS", 30)
+# After a failed send (broker down) saves stop trying for this long: each try can take
+# seconds, and the marked rows are swept once the broker is back anyway.
+INDEX_BROKER_BACKOFF_SECONDS = env_int("INDEX_BROKER_BACKOFF_SECONDS", 15)
 
 # --- HNSW ----------------------------------------------------------------------------------
 HNSW_M = 16
@@ -181,10 +184,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900, "socket_connect_timeout": 1}
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
 CELERY_TASK_PUBLISH_RETRY = False
+# Each worker process holds a model and uses TORCH_THREADS cores: more processes than
+# that would only fight over the same cores.
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 1)
+# A prefork child loads and warms the model before its first task (search/tasks.py).
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
+# A task still running when the broker connection drops finishes its work: a redelivered
+# copy finds its rows done and costs one query (search/indexing.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-dirty-index-rows": {
         "task": "search.tasks.sweep_index_task",
         "schedule": INDEX_SWEEP_INTERVAL_SECONDS,
+        # A sweep that waited behind a backlog longer than one interval is dropped.
+        "options": {"expires": INDEX_SWEEP_INTERVAL_SECONDS},
     },
 }
 
@@ -250,3 +263,75 @@ CORS_ALLOW_CREDENTIALS = False  # the key travels in a header, never in a cookie
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 CORS_PREFLIGHT_MAX_AGE = 86400
 # --- end REST API ------------------------------------------------------------------------
+
+# --- Security ----------------------------------------------------------------------------
+# Headers, CSP, the admin login rate limit and the request-body cap (shop_search/security.py).
+from datetime import timedelta  # noqa: E402
+
+from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+INSTALLED_APPS += ["csp", "axes", "shop_search.apps.ShopSearchConfig"]  # the last: start-up checks
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "shop_search.security.RequestBodyLimitMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("shop_search.security.RequestBodyLimitMiddleware") + 1,
+                  "shop_search.security.ContentSecurityPolicyMiddleware")
+# An outage of the database or the model is a 503 with Retry-After, never a 500.
+MIDDLEWARE.append("shop_search.middleware.ServiceUnavailableMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes asks
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# The shop pages and the admin load only their own static files; photos are same-origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],  # the admin's thumbnails and index badges: style="" only
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# The API docs (drf-spectacular templates): their inline blocks are allowed by hash at
+# response time; assets come from static files with drf-spectacular-sidecar, else a CDN.
+CSP_DOCS_PATH_PREFIXES = ["/api/v1/docs/"]
+_DOCS_FROM_CDN = SPECTACULAR_SETTINGS.get("SWAGGER_UI_DIST", "") != "SIDECAR"
+CSP_DOCS_EXTRA_SOURCES = {
+    "script-src": ["https://cdn.jsdelivr.net"] if _DOCS_FROM_CDN else [],
+    "style-src": ["https://cdn.jsdelivr.net", "https://fonts.googleapis.com"] if _DOCS_FROM_CDN else [],
+    "font-src": ["https://fonts.gstatic.com"] if _DOCS_FROM_CDN else [],
+    "img-src": ["https://cdn.jsdelivr.net"] if _DOCS_FROM_CDN else [],
+    "worker-src": ["blob:"],  # Redoc parses the schema in a worker
+}
+
+# A body bigger than this is refused (413) before it is parsed; the API bounds its own.
+REQUEST_MAX_BYTES = 2 * MAX_UPLOAD_BYTES + 1024 * 1024
+REQUEST_MAX_BYTES_ADMIN = 20 * MAX_UPLOAD_BYTES  # a product form with several photos
+
+# Admin login: 5 failures for one username from one address lock that pair out for 15
+# minutes (429). Not the address alone (a shop's staff share one), not the username alone
+# (anyone could lock the merchant out).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
+# Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# --- end Security ------------------------------------------------------------------------

@@ -1,0 +1,241 @@
+"""What the API accepts and answers. Requests are validated here (the photo through the
+one upload gate, catalog.uploads); responses are declared field by field."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from catalog.choices import Currency, Gemstone, Metal
+from catalog.models import Category, Product, ProductImage
+from catalog.uploads import CheckedImage, UploadError, check_image_upload, read_upload
+from search.query import Filters, SearchQuery, SearchResponse
+
+from .errors import APIError, upload_rejected
+
+MAX_TEXT_LENGTH = 300
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+class CatalogFiltersSerializer(serializers.Serializer):
+    """Filters shared by search and the product list."""
+
+    category = serializers.SlugField(required=False, max_length=100, help_text="A category slug (see /categories/).")
+    metal = serializers.ChoiceField(choices=Metal.choices, required=False)
+    gemstone = serializers.ChoiceField(choices=Gemstone.choices, required=False)
+    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
+    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
+    in_stock = serializers.BooleanField(required=False, default=False, help_text="Only products in stock.")
+
+    def validate_category(self, slug: str) -> str:
+        if not Category.objects.filter(slug=slug).exists():
+            raise serializers.ValidationError(f"No category with the slug {slug!r}.", code="unknown_category")
+        return slug
+
+    def validate(self, attrs: dict) -> dict:
+        low, high = attrs.get("price_min"), attrs.get("price_max")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"price_min": ["The minimum price is above the maximum price."]})
+        return attrs
+
+    def to_filters(self) -> Filters:
+        data = self.validated_data
+        return Filters(
+            category=data.get("category"),
+            metal=data.get("metal"),
+            gemstone=data.get("gemstone"),
+            price_min=data.get("price_min"),
+            price_max=data.get("price_max"),
+            in_stock=bool(data.get("in_stock")),
+        )
+
+
+class SearchParamsSerializer(CatalogFiltersSerializer):
+    text = serializers.CharField(required=False, allow_blank=True, max_length=MAX_TEXT_LENGTH, default="",
+                                 help_text="Words to search for, e.g. 'rose gold oval sapphire ring'.")
+    k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_K, default=settings.SEARCH_DEFAULT_K,
+                                 help_text="How many products to return.")
+
+    def validate_text(self, text: str) -> str:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("The text is not valid Unicode.", code="invalid") from None
+        return text
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        photo = self.checked_photo(attrs)
+        if photo is None and not attrs.get("text"):
+            raise serializers.ValidationError("Send a photo (multipart `image` or JSON `image_base64`) or some `text` to search for.", code="missing_query")
+        attrs["photo"] = photo
+        return attrs
+
+    def checked_photo(self, attrs: dict) -> CheckedImage | None:
+        """The photo in this request's encoding, through the upload gate; None when absent."""
+        raise NotImplementedError
+
+    def to_search_query(self) -> SearchQuery:
+        photo: CheckedImage | None = self.validated_data["photo"]
+        return SearchQuery(image=photo.data if photo else None, text=self.validated_data["text"],
+                           filters=self.to_filters(), k=self.validated_data["k"])
+
+
+class SearchUploadSerializer(SearchParamsSerializer):
+    """multipart/form-data: the photo as a file."""
+
+    image = serializers.FileField(required=False, allow_empty_file=True, use_url=False,
+                                  help_text="A JPEG, PNG, WebP, GIF or HEIC photo.")
+
+    def checked_photo(self, attrs: dict) -> CheckedImage | None:
+        upload = attrs.pop("image", None)
+        if upload is None:
+            return None
+        try:
+            return check_image_upload(read_upload(upload))
+        except UploadError as error:
+            raise upload_rejected(error, "image") from None
+
+
+class SearchJSONSerializer(SearchParamsSerializer):
+    """application/json: the photo as base64 (a data: URL is accepted too)."""
+
+    image_base64 = serializers.CharField(required=False, help_text="The photo's bytes in base64.")
+
+    def checked_photo(self, attrs: dict) -> CheckedImage | None:
+        encoded = attrs.pop("image_base64", None)
+        if encoded is None:
+            return None
+        if encoded.startswith("data:"):
+            encoded = encoded.partition(",")[2]
+        try:
+            data = base64.b64decode("".join(encoded.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise APIError(400, "invalid_base64", "image_base64 is not valid base64.",
+                           {"field": "image_base64"}) from None
+        try:
+            return check_image_upload(data)
+        except UploadError as error:
+            raise upload_rejected(error, "image_base64") from None
+
+
+class SimilarParamsSerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_K, default=settings.SEARCH_DEFAULT_K,
+                                 help_text="How many similar products to return.")
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.URI)
+class AbsoluteURLField(serializers.Field):
+    """A site path, answered as an absolute URL for the request's host."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+@extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+class PhotoURLField(AbsoluteURLField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, photo: ProductImage | None) -> str | None:
+        if photo is None or not photo.image:
+            return None
+        return super().to_representation(photo.image.url)
+
+
+class ProductPhotoSerializer(serializers.ModelSerializer):
+    url = PhotoURLField(source="*")
+
+    class Meta:
+        model = ProductImage
+        fields = ["url", "width", "height"]
+        read_only_fields = fields
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category_name = serializers.CharField(source="category.name", read_only=True)
+    in_stock = serializers.BooleanField(read_only=True)
+    image_url = PhotoURLField(source="primary_image", help_text="The first photo.")
+    images = ProductPhotoSerializer(many=True, read_only=True)
+    url = AbsoluteURLField(source="get_absolute_url", help_text="The product's page in the shop.")
+
+    class Meta:
+        model = Product
+        fields = ["sku", "title", "description", "category", "category_name", "metal", "gemstone", "price",
+                  "currency", "in_stock", "image_url", "images", "url"]
+        read_only_fields = fields
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    product_count = serializers.IntegerField(read_only=True, help_text="Active products in the category.")
+
+    class Meta:
+        model = Category
+        fields = ["slug", "name", "product_count"]
+        read_only_fields = fields
+
+
+class PredictedCategorySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    slug = serializers.CharField(allow_null=True)
+    confidence = serializers.FloatField(help_text="Share of the nearest catalog photos in this category (0-1).")
+
+
+class SearchResultSerializer(serializers.Serializer):
+    sku = serializers.CharField(source="product.sku")
+    title = serializers.CharField(source="product.title")
+    category = serializers.CharField(source="product.category.slug")
+    category_name = serializers.CharField(source="product.category.name")
+    metal = serializers.ChoiceField(choices=Metal.choices, source="product.metal")
+    gemstone = serializers.ChoiceField(choices=Gemstone.choices, source="product.gemstone")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, source="product.price")
+    currency = serializers.ChoiceField(choices=Currency.choices, source="product.currency")
+    in_stock = serializers.BooleanField(source="product.in_stock")
+    score = serializers.FloatField(help_text="Higher is better; comparable within one response.")
+    score_breakdown = serializers.DictField(child=serializers.FloatField(), source="breakdown",
+                                            help_text="Similarity and the boosts that make up the score.")
+    reason = serializers.CharField(help_text="Why this product matched, in words.")
+    image_url = PhotoURLField(source="matched_image", help_text="The photo that matched best.")
+    url = AbsoluteURLField(source="product.get_absolute_url", help_text="The product's page in the shop.")
+
+
+class SearchResponseSerializer(serializers.Serializer):
+    model_version = serializers.CharField(help_text="The model that produced the vectors compared.")
+    took_ms = serializers.FloatField()
+    strategy = serializers.CharField(help_text="How candidates were retrieved (hnsw, exact-filtered, ...).")
+    predicted_category = serializers.SerializerMethodField()
+    results = SearchResultSerializer(many=True)
+
+    @extend_schema_field(PredictedCategorySerializer(allow_null=True))
+    def get_predicted_category(self, response: SearchResponse) -> dict | None:
+        if response.predicted_category is None:
+            return None
+        name, confidence = response.predicted_category
+        slug = Category.objects.filter(name=name).values_list("slug", flat=True).first()
+        return {"name": name, "slug": slug, "confidence": round(float(confidence), 4)}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. validation_error, file_too_large, throttled.")
+    message = serializers.CharField(help_text="For a person.")
+    details = serializers.DictField(help_text="Field errors, limits, the scope needed, ...")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

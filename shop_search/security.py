@@ -1,0 +1,105 @@
+"""Web-facing protections that are not a view's business: the Content-Security-Policy
+(with the API docs' inline blocks allowed by hash), a request-body cap in front of the
+form parsers, product photos served with safe headers, and the client address that the
+admin's login rate limit (django-axes) counts by."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import re
+from pathlib import PurePosixPath
+
+from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.views.static import serve
+
+# Inline <script>/<style> blocks (no src): their exact text is what a hash allows.
+_INLINE_BLOCK = re.compile(rb"<(script|style)(?![^>]*\bsrc=)[^>]*>(.*?)</\1>", re.S | re.I)
+
+
+def _sha256_source(text: bytes) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode() + "'"
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware; on the API docs pages (drf-spectacular's Swagger UI and
+    Redoc templates carry an inline <script> and <style>) it allows exactly those blocks
+    by hash, plus the asset origins of `CSP_DOCS_EXTRA_SOURCES`, and nothing else."""
+
+    def get_policy_parts(self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        prefixes = tuple(getattr(settings, "CSP_DOCS_PATH_PREFIXES", ()))
+        if report_only or not prefixes or not request.path_info.startswith(prefixes):
+            return parts
+        if "html" not in response.get("Content-Type", "") or getattr(response, "streaming", False):
+            return parts
+        update: dict[str, list[str]] = {key: list(value) for key, value in
+                                        getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()}
+        for kind, body in _INLINE_BLOCK.findall(response.content):
+            directive = "script-src" if kind.lower() == b"script" else "style-src"
+            update.setdefault(directive, []).append(_sha256_source(body))
+        merged = dict(parts.update or {})
+        for directive, sources in update.items():
+            merged[directive] = [*merged.get(directive, []), *sources]
+        parts.update = merged
+        return parts
+
+
+class RequestBodyLimitMiddleware:
+    """Refuse a body far larger than any photo before Django parses it to a temp file.
+
+    The limit is generous (a few photos' worth): a slightly oversized photo still reaches
+    the page, which explains the size limit in its own words. The API bounds its bodies
+    in its parsers, with its own error shape, so /api/ is left to them.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not request.path_info.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = settings.REQUEST_MAX_BYTES_ADMIN if request.path_info.startswith("/admin/") else settings.REQUEST_MAX_BYTES
+            if length > limit:
+                return HttpResponse(
+                    f"<!doctype html><title>Too large</title><p>The upload is larger than {limit / 1e6:.0f} MB. "
+                    f"Photos may be up to {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB.</p>",
+                    status=413,
+                )
+        return self.get_response(request)
+
+
+PHOTO_CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
+                       ".heic": "image/heic"}
+
+
+def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
+    """A stored product photo: the right image type (never guessed), never sniffed, never
+    a document (sandboxed, no scripts), shown inline under its own random name."""
+    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    suffix = PurePosixPath(path).suffix.lower()
+    response["Content-Type"] = PHOTO_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="{PurePosixPath(path).name}"'
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "same-site"
+    # Names are content hashes: a name never changes what it holds.
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address for the login rate limit: REMOTE_ADDR, or behind
+    TRUSTED_PROXY_COUNT reverse proxies, the address the outermost one saw."""
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR")
