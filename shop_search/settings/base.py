@@ -212,7 +212,7 @@ LOGGING = {
 
 # --- REST API ----------------------------------------------------------------------------
 # The partner API under /api/v1/ (search/api/). Every policy lives here, not in the views.
-INSTALLED_APPS += ["search.api"]  # partner API keys: hashed, scoped, revocable
+INSTALLED_APPS += ["search.api", "drf_spectacular_sidecar"]  # keys; Swagger/Redoc served locally
 
 # Per API key, counted in the shared Redis cache. Search runs the model: it is the scarce one.
 API_SEARCH_RATE = env("API_SEARCH_RATE", "60/min")
@@ -247,6 +247,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # Swagger UI and Redoc from our own static files: a self-hosted shop may have no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "MetalEnum": "catalog.choices.Metal",
