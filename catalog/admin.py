@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import format_html
 
 from .choices import IndexState
@@ -31,6 +32,9 @@ class ProductImageForm(forms.ModelForm):
     class Meta:
         model = ProductImage
         fields = ["image", "position", "alt_text"]
+        # A plain file field: Django's ImageField would open the file with every Pillow
+        # format and answer "Upload a valid image" before the gate can say why.
+        field_classes = {"image": forms.FileField}
 
     def clean_image(self):
         upload = self.cleaned_data.get("image")
@@ -40,10 +44,10 @@ class ProductImageForm(forms.ModelForm):
             checked = check_image_upload(read_upload(upload))
         except UploadError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from None
-        upload.seek(0)
         self.instance.content_hash = checked.sha256
         self.instance.format = checked.format
-        return upload
+        # Store exactly what was checked (the gate drops bytes a phone appends after the image).
+        return SimpleUploadedFile(upload.name, checked.data, content_type=upload.content_type)
 
     def clean(self):
         cleaned = super().clean()

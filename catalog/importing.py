@@ -11,7 +11,7 @@ from typing import Callable
 from django.db import transaction
 
 from .services import ProductData, parse_price, sync_product_images, upsert_product
-from .uploads import CheckedImage, UploadError, check_image_upload
+from .uploads import CheckedImage, UploadError, check_image_upload, read_upload
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ def _read_photos(row: dict, images_root: Path) -> list[CheckedImage]:
         if not path.is_file():
             raise RowError(f"image {relative!r} not found")
         try:
-            photos.append(check_image_upload(path.read_bytes()))
+            with path.open("rb") as handle:  # never more than the upload cap in memory
+                photos.append(check_image_upload(read_upload(handle)))
         except UploadError as exc:
             raise RowError(f"image {relative!r}: {exc.message}") from None
     if not photos:

@@ -116,7 +116,7 @@ class Product(DirtyTracking):
 def product_image_path(instance: ProductImage, filename: str) -> str:
     """Random, content-derived names: never the uploader's file name, never guessable."""
     digest = instance.content_hash or secrets.token_hex(32)
-    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(instance.format, "jpg")
+    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}.get(instance.format, "jpg")
     return f"products/{digest[:2]}/{digest}.{extension}"
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, register
 
-
 # torch.save's legacy (pre-1.6) format: a pickle that starts with this magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 

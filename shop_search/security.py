@@ -38,9 +38,16 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             return parts
         update: dict[str, list[str]] = {key: list(value) for key, value in
                                         getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()}
+        # Redoc injects <style> elements at run time (styled-components): that page needs
+        # inline styles (never inline scripts); a hash next to 'unsafe-inline' would void it.
+        inline_styles = request.path_info.startswith(tuple(getattr(settings, "CSP_INLINE_STYLE_PATH_PREFIXES", ())))
         for kind, body in _INLINE_BLOCK.findall(response.content):
-            directive = "script-src" if kind.lower() == b"script" else "style-src"
-            update.setdefault(directive, []).append(_sha256_source(body))
+            if kind.lower() == b"script":
+                update.setdefault("script-src", []).append(_sha256_source(body))
+            elif not inline_styles:
+                update.setdefault("style-src", []).append(_sha256_source(body))
+        if inline_styles:
+            update.setdefault("style-src", []).append("'unsafe-inline'")
         merged = dict(parts.update or {})
         for directive, sources in update.items():
             merged[directive] = [*merged.get(directive, []), *sources]

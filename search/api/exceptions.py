@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.uploads import UploadError
-from ml.errors import ImageDecodeError
+from ml.errors import ImageDecodeError, ModelLoadError
 from search.query import SearchUnavailable
 
 from .errors import APIError, error_body, upload_rejected
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_RETRY_SECONDS = 5
 INDEXING_RETRY_SECONDS = 30
+MODEL_RETRY_SECONDS = 60
 
 
 def _as_api_exception(exc: Exception) -> Exception:
@@ -37,6 +38,10 @@ def _as_api_exception(exc: Exception) -> Exception:
         return APIError(400, "corrupt_image", f"The image could not be read: {exc}", {"field": "image"})
     if isinstance(exc, SearchUnavailable):
         return APIError(503, "search_unavailable", str(exc), retry_after=INDEXING_RETRY_SECONDS)
+    if isinstance(exc, ModelLoadError):
+        logger.error("API request failed: the model cannot be loaded: %s", exc)
+        return APIError(503, "model_unavailable", "Search is unavailable: the model could not be loaded.",
+                        retry_after=MODEL_RETRY_SECONDS)
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.error("API request failed: database unavailable: %s", exc)
         return APIError(503, "database_unavailable", "The service is briefly unavailable. Please retry shortly.",

@@ -152,6 +152,10 @@ INDEX_BROKER_BACKOFF_SECONDS = env_int("INDEX_BROKER_BACKOFF_SECONDS", 15)
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
+# Where the image backbone runs (ml.accel): "onnx" (ONNX Runtime, several times eager on
+# 2 cores, vectors equal to eager's to ~1e-6: docs/performance.md) or "eager" (PyTorch,
+# the reference). Read by search/engine.py when it loads a model.
+SEARCH_INFERENCE_BACKEND = env("SEARCH_INFERENCE_BACKEND", "onnx")
 
 # --- Search and re-ranking -------------------------------------------------------------------
 SEARCH_DEFAULT_K = 20
@@ -276,9 +280,10 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
 
 INSTALLED_APPS += ["csp", "axes", "shop_search.apps.ShopSearchConfig"]  # the last: start-up checks
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-                  "shop_search.security.RequestBodyLimitMiddleware")
-MIDDLEWARE.insert(MIDDLEWARE.index("shop_search.security.RequestBodyLimitMiddleware") + 1,
                   "shop_search.security.ContentSecurityPolicyMiddleware")
+# Before anything reads the body (CSRF reads request.POST).
+MIDDLEWARE.insert(MIDDLEWARE.index("shop_search.security.ContentSecurityPolicyMiddleware") + 1,
+                  "shop_search.security.RequestBodyLimitMiddleware")
 # An outage of the database or the model is a 503 with Retry-After, never a 500.
 MIDDLEWARE.append("shop_search.middleware.ServiceUnavailableMiddleware")
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes asks
@@ -310,6 +315,7 @@ CONTENT_SECURITY_POLICY = {
 # The API docs (drf-spectacular templates): their inline blocks are allowed by hash at
 # response time; assets come from static files with drf-spectacular-sidecar, else a CDN.
 CSP_DOCS_PATH_PREFIXES = ["/api/v1/docs/"]
+CSP_INLINE_STYLE_PATH_PREFIXES = ["/api/v1/docs/redoc/"]  # Redoc styles itself at run time
 _DOCS_FROM_CDN = SPECTACULAR_SETTINGS.get("SWAGGER_UI_DIST", "") != "SIDECAR"
 CSP_DOCS_EXTRA_SOURCES = {
     "script-src": ["https://cdn.jsdelivr.net"] if _DOCS_FROM_CDN else [],

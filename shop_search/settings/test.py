@@ -1,5 +1,7 @@
 """What the test suite needs, nothing more."""
 
+from pathlib import Path
+
 from .base import *  # noqa: F401,F403
 from .base import BASE_DIR, env
 
@@ -13,10 +15,14 @@ CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
 CELERY_BROKER_URL = REDIS_URL
 SEARCH_MODEL = env("SEARCH_MODEL", "tiny-test")
 TORCH_THREADS = 1
-MEDIA_ROOT = BASE_DIR / ".cache" / "test-media"
+# A worker process started by a test gets the test's own media folder (tests/conftest.py).
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / ".cache" / "test-media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 INDEX_SWEEP_GRACE_SECONDS = 2
+# Test-only hook: seconds the indexer sleeps per photo batch, so a test can kill a worker
+# in the middle of one (tests/search/test_worker.py). Never set outside the test settings.
+INDEX_TEST_BATCH_DELAY_SECONDS = float(env("INDEX_TEST_BATCH_DELAY_SECONDS", "0"))
