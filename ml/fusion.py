@@ -35,13 +35,20 @@ class AttentionFusion(nn.Module):
         dim: int = 512,
         dropout: float = 0.1,
         mlp_ratio: float = 0.0,
+        image_dropout: float = 0.0,
+        text_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"fusion width {width} is not divisible by {heads} heads")
         self.width, self.heads, self.dim = width, heads, dim
-        self.image_in = nn.Sequential(nn.LayerNorm(image_feature_dim), nn.Linear(image_feature_dim, width))
-        self.text_in = nn.Sequential(nn.LayerNorm(text_feature_dim), nn.Linear(text_feature_dim, width))
+        # Dropout on the raw backbone features regularises training on a small catalogue.
+        self.image_in = nn.Sequential(
+            nn.LayerNorm(image_feature_dim), nn.Dropout(image_dropout), nn.Linear(image_feature_dim, width)
+        )
+        self.text_in = nn.Sequential(
+            nn.LayerNorm(text_feature_dim), nn.Dropout(text_dropout), nn.Linear(text_feature_dim, width)
+        )
         self.modality_embedding = nn.Parameter(torch.zeros(2, width))
         self.fusion_query = nn.Parameter(torch.randn(width) * 0.02)
         self.w_q = nn.Linear(width, width)
@@ -58,6 +65,18 @@ class AttentionFusion(nn.Module):
         )
         self.out_norm = nn.LayerNorm(width)
         self.to_search = nn.Linear(width, dim)
+        self._geometry_preserving_init()
+
+    def _geometry_preserving_init(self) -> None:
+        """Orthogonal projections on the value path, zero biases.
+
+        Before training, an image-only (or text-only) vector is then a near-isometric
+        random projection of the backbone features, so fused search starts from the
+        backbones' own similarity and training (on a small catalogue) only adds to it.
+        """
+        for layer in (self.image_in[-1], self.text_in[-1], self.w_v, self.w_o, self.to_search):
+            nn.init.orthogonal_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(
         self,
@@ -117,4 +136,6 @@ def build_fusion(config: Mapping) -> AttentionFusion:
         dim=int(section["dim"]),
         dropout=float(section.get("dropout", 0.0)),
         mlp_ratio=float(section.get("mlp_ratio", 0.0)),
+        image_dropout=float(section.get("image_dropout", 0.0)),
+        text_dropout=float(section.get("text_dropout", 0.0)),
     )

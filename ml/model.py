@@ -244,7 +244,11 @@ def save_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike, *, 
         "image_feature_dim": int(config["image"]["feature_dim"]),
         "text_feature_dim": int(config["text"]["feature_dim"]),
         "fusion": {k: v for k, v in config["fusion"].items() if k != "weights"},
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in fusion.state_dict().items()},
+        # float16 on disk keeps ml/weights small (a few MB); inference runs in float32.
+        "state_dict": {
+            k: (v.detach().cpu().to(torch.float16) if v.is_floating_point() else v.detach().cpu()).contiguous()
+            for k, v in fusion.state_dict().items()
+        },
         "extra": dict(extra or {}),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -265,6 +269,7 @@ def load_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike) -> 
     state = payload.get("state_dict") if isinstance(payload, dict) and "format" in payload else payload
     if not isinstance(state, dict):
         raise ModelLoadError(f"fusion checkpoint {path} holds no state dict")
+    state = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in state.items()}
     try:
         fusion.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -287,17 +292,24 @@ def load_model(
     image_weights: str | os.PathLike | None = None,
     text_weights: str | os.PathLike | None = None,
     fusion_weights: str | os.PathLike | None = None,
+    backend: str = "eager",
 ) -> SearchModel:
     """Build a model by config name (default: the offline effnet-lite2-minilm).
 
     Weights overrides use the registry's spec syntax (``hub:``, ``package:``,
     ``project:``, ``random:<seed>``, or a path). Raises ModelLoadError naming the file
     when weights are missing or corrupt. Not cached: keep one instance per process.
+    ``backend`` runs the image backbone on a faster inference backend (``ml.accel``:
+    ``onnx``); ``eager`` is the reference and what training uses.
     """
     spec = model_spec(name, image_weights=image_weights, text_weights=text_weights, fusion_weights=fusion_weights)
     image_encoder = build_image_encoder(spec.config, spec.image)
     text_encoder = build_text_encoder(spec.config, spec.text)
     fusion = build_fusion_with_weights(spec.config, spec.fusion)
     model = SearchModel(spec, image_encoder, text_encoder, fusion)
-    logger.info("loaded model %s", model.version)
+    if backend != "eager":
+        from ml.accel import use_backend
+
+        use_backend(model, backend)
+    logger.info("loaded model %s (image backbone: %s)", model.version, getattr(model, "inference_backend", "eager"))
     return model

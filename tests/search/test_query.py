@@ -25,19 +25,44 @@ def indexed_catalog(version, redis_client):
     return products
 
 
-def test_query_with_a_catalog_photo_returns_its_product_first(indexed_catalog):
-    response = search(SearchQuery(image=make_photo(11), k=5))
-    assert response.results[0].product.sku == "RING-WHITE"
-    assert response.results[0].breakdown["similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert response.model_version.startswith("tiny-test@")
+def test_query_with_a_catalog_photo_returns_its_product_first(demo_catalog):
+    products = demo_catalog(30)
+    for product in products[::5]:
+        photo = product.images.get().image.read()
+        response = search(SearchQuery(image=photo, k=5))
+        assert response.results[0].product.sku == product.sku
+        assert response.results[0].breakdown["similarity"] == pytest.approx(1.0, abs=1e-3)
+        assert response.predicted_category[0] == product.category.name
+    assert response.model_version.startswith("effnet-lite2-minilm@")
 
 
-def test_a_product_with_six_photos_appears_once(indexed_catalog):
-    response = search(SearchQuery(image=make_photo(3), k=10))
+def test_shopper_style_photo_of_a_catalog_product_is_found_in_the_top_10(demo_catalog):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ml.training.augment import shopper_view
+
+    products = demo_catalog(30)
+    rng = np.random.default_rng(5)
+    found = 0
+    for product in products:
+        view = shopper_view(Image.open(product.images.get().image), rng)
+        buffer = io.BytesIO()
+        view.save(buffer, format="JPEG", quality=80)
+        skus = [r.product.sku for r in search(SearchQuery(image=buffer.getvalue(), k=10)).results]
+        found += product.sku in skus
+    assert found / len(products) >= 0.9
+
+
+def test_a_product_with_six_photos_appears_once_scored_by_its_best_photo(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(3), k=15))
     skus = [r.product.sku for r in response.results]
-    assert skus[0] == "RING-ROSE"
-    assert len(skus) == len(set(skus))
-    assert response.results[0].matched_image.content_hash == ProductImage.objects.get(
+    assert len(skus) == len(set(skus)) == 15
+    rose = next(r for r in response.results if r.product.sku == "RING-ROSE")
+    assert rose.breakdown["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert rose.matched_image.content_hash == ProductImage.objects.get(
         product__sku="RING-ROSE", position=2).content_hash
 
 

@@ -1,0 +1,120 @@
+"""Train the fusion of a model config on frozen backbone features of the giva products.
+
+    python -m ml.train --config effnet-lite2-minilm [--epochs 300] [--seed 0]
+
+Writes ``ml/weights/<config>.fusion.pt`` (fusion weights only), ``<config>.split.json``,
+``<config>.metrics.json`` and ``MODEL_CARD.md``. Backbone features are cached in
+``.cache/ml/features``, so a second run only trains (seconds to a few minutes on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml.constants import DEFAULT_MODEL, WEIGHTS_DIR
+from ml.data import giva
+from ml.model import load_model, save_fusion_checkpoint
+from ml.training import features as F
+from ml.training.data import split_products
+from ml.training.evaluation import evaluate_model, format_table
+from ml.training.loop import TrainSettings, build_training_data, text_pools, train_fusion
+from ml.training.model_card import write_model_card
+
+logger = logging.getLogger("ml.train")
+
+VIEW_CHUNK = 16  # shopper views per product per cached chunk
+TRAIN_TEXT_SEED_OFFSET = 100  # text queries of training use seed + this; views use seed
+
+
+def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 2, progress: bool = True) -> dict:
+    """Cache features, train, save the checkpoint, evaluate, write the model card."""
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    base = load_model(settings.config, fusion_weights=f"random:{settings.seed}")
+    products = list(giva.load_products())
+    train_skus, val_skus = split_products(products, settings.val_fraction, settings.split_seed)
+    by_sku = {p.sku: p for p in products}
+    train = [by_sku[sku] for sku in train_skus]
+    index = {p.sku: i for i, p in enumerate(products)}
+    rows = [index[sku] for sku in train_skus]
+
+    photo, product_text = F.catalog_features(base, products)
+    # Views come in cached chunks with their own seeds, so raising --views reuses the cache.
+    chunks = range(-(-settings.train_views // VIEW_CHUNK))
+    views = np.concatenate(
+        [F.view_features(base, train, VIEW_CHUNK, settings.seed * 1000 + chunk) for chunk in chunks], axis=1
+    )[:, : settings.train_views]
+    spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
+    span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
+    span_features = span_features.reshape(len(train), settings.text_spans, -1)
+    title_features = F.text_features(base, titles, kind="train-titles")
+    attribute_features = F.text_features(base, [q.text for q in attribute_queries], kind="train-attributes")
+    features_seconds = time.perf_counter() - started
+    data = build_training_data(
+        train, photo[rows], product_text[rows], views, span_features, title_features,
+        attribute_queries, attribute_features,
+    )
+    logger.info("training on %d products, %d views each, %d attribute queries", data.size, views.shape[1], len(attribute_queries))
+    fusion = base.fusion
+    report = train_fusion(fusion, data, settings, progress=progress)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = output_dir / f"{settings.config}.fusion.pt"
+    save_fusion_checkpoint(
+        fusion, checkpoint, config=base.config,
+        extra={"settings": settings.to_dict(), "train_products": len(train_skus)},
+    )
+    trained = load_model(settings.config, fusion_weights=checkpoint)
+    metrics = evaluate_model(trained, split_seed=settings.split_seed, val_fraction=settings.val_fraction)
+    training = {
+        "feature_seconds": round(features_seconds, 1),
+        "train_seconds": round(report["seconds"], 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "steps": report["steps"],
+        "final_temperature": report["final_temperature"],
+        "loss_first_epoch": report["history"][0]["loss"],
+        "loss_last_epoch": report["history"][-1]["loss"],
+        "threads": threads,
+    }
+    split = {"seed": settings.split_seed, "val_fraction": settings.val_fraction, "train": train_skus, "validation": val_skus}
+    (output_dir / f"{settings.config}.split.json").write_text(json.dumps(split, indent=1) + "\n")
+    (output_dir / f"{settings.config}.metrics.json").write_text(
+        json.dumps({"version": trained.version, "settings": settings.to_dict(), "training": training, **metrics}, indent=1) + "\n"
+    )
+    if output_dir == WEIGHTS_DIR and settings.config == DEFAULT_MODEL:
+        write_model_card(output_dir / "MODEL_CARD.md", trained, settings, training, metrics)
+    return {"version": trained.version, "training": training, "metrics": metrics, "checkpoint": str(checkpoint)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TrainSettings()
+    parser.add_argument("--config", default=DEFAULT_MODEL)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--views", type=int, default=defaults.train_views, help="shopper views per training product")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output-dir", type=Path, default=WEIGHTS_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = TrainSettings(
+        config=args.config, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+        lr=args.lr, train_views=args.views,
+    )
+    result = run(settings, args.output_dir, threads=args.threads)
+    print(f"\n{result['version']}  trained in {result['training']['train_seconds']} s "
+          f"(features {result['training']['feature_seconds']} s)\n")
+    print(format_table(result["metrics"]))
+
+
+if __name__ == "__main__":
+    main()
