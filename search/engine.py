@@ -11,9 +11,10 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import ModelVersion
@@ -21,7 +22,11 @@ from .vector_index import ensure_hnsw_indexes
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
-_models: dict[tuple, object] = {}
+# Active + one being backfilled is the normal most; a third covers a rollback. Older
+# models are dropped so a long-lived process does not keep every retired model in memory.
+MODEL_CACHE_SIZE = 3
+_models: OrderedDict[tuple, object] = OrderedDict()
+WEIGHT_KEYS = ("image_weights", "text_weights", "fusion_weights")
 
 
 def _configure_torch() -> None:
@@ -30,6 +35,10 @@ def _configure_torch() -> None:
     # Sized to the machine: a worker that oversubscribes 2 cores runs slower, not faster.
     if torch.get_num_threads() != settings.TORCH_THREADS:
         torch.set_num_threads(settings.TORCH_THREADS)
+    try:
+        torch.set_num_interop_threads(1)  # only allowed before the first parallel op
+    except RuntimeError:
+        pass
 
 
 def load_search_model(name: str | None = None, weights: dict | None = None):
@@ -39,20 +48,25 @@ def load_search_model(name: str | None = None, weights: dict | None = None):
     name = name or settings.SEARCH_MODEL
     if weights is None:
         weights = configured_weights() if name == settings.SEARCH_MODEL else {}
+    weights = {key: value for key, value in weights.items() if key in WEIGHT_KEYS and value}
     key = (name, json.dumps(weights, sort_keys=True))
     with _lock:
-        if key not in _models:
-            _configure_torch()
-            started = time.perf_counter()
-            model = load_model(name, **weights)
-            logger.info("loaded model %s in %.1fs", model.version, time.perf_counter() - started)
-            if model.dim != settings.SEARCH_EMBEDDING_DIM:
-                raise RuntimeError(
-                    f"model {model.version} embeds into {model.dim} dimensions but "
-                    f"SEARCH_EMBEDDING_DIM is {settings.SEARCH_EMBEDDING_DIM}"
-                )
-            _models[key] = model
-        return _models[key]
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+        _configure_torch()
+        started = time.perf_counter()
+        model = load_model(name, **weights)
+        logger.info("loaded model %s in %.1fs", model.version, time.perf_counter() - started)
+        if model.dim != settings.SEARCH_EMBEDDING_DIM:
+            raise RuntimeError(
+                f"model {model.version} embeds into {model.dim} dimensions but "
+                f"SEARCH_EMBEDDING_DIM is {settings.SEARCH_EMBEDDING_DIM}"
+            )
+        _models[key] = model
+        while len(_models) > MODEL_CACHE_SIZE:
+            _models.popitem(last=False)
+        return model
 
 
 def configured_weights() -> dict:
@@ -65,10 +79,22 @@ def configured_weights() -> dict:
 
 
 def model_for_version(version: ModelVersion):
-    return load_search_model(version.model_name, version.weights)
+    """The model that produced `version`'s vectors; refuses weights that changed on disk
+    since, which would otherwise write vectors of another space under this version."""
+    from ml.errors import ModelLoadError
+
+    model = load_search_model(version.model_name, version.weights)
+    if model.version != version.version:
+        raise ModelLoadError(
+            f"model version {version.version} was registered with {version.model_name} {version.weights}, "
+            f"but those weights now load as {model.version}: restore the weights, or register the new "
+            f"ones with `manage.py model_upgrade`"
+        )
+    return model
 
 
 def register_version(model, *, weights: dict | None = None, state: str = ModelVersion.State.BACKFILLING) -> ModelVersion:
+    """The version row of a loaded model (created once) with its partial HNSW indexes."""
     version, created = ModelVersion.objects.get_or_create(
         version=model.version,
         defaults={"model_name": model.name, "dim": model.dim, "state": state, "weights": weights or {}},
@@ -85,17 +111,39 @@ def active_version(*, create: bool = True) -> ModelVersion | None:
     if version is not None or not create:
         return version
     model = load_search_model()
-    with transaction.atomic():
-        version = register_version(model, weights=configured_weights())
-        if not ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exists():
-            version.state = ModelVersion.State.ACTIVE
-            version.activated_at = timezone.now()
-            version.save(update_fields=["state", "activated_at"])
+    try:
+        with transaction.atomic():
+            version = register_version(model, weights=configured_weights())
+            if not ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exists():
+                version.state = ModelVersion.State.ACTIVE
+                version.activated_at = timezone.now()
+                version.save(update_fields=["state", "activated_at"])
+    except IntegrityError:
+        # Another process (the web, the worker) made its own first version active first.
+        logger.info("another process activated the first model version")
     return ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
 
 
 def versions_to_index() -> list[ModelVersion]:
     """New embeddings go to the active version and to any version being backfilled."""
     active = active_version()
-    others = ModelVersion.objects.filter(state=ModelVersion.State.BACKFILLING).exclude(pk=active.pk)
+    others = ModelVersion.objects.filter(state=ModelVersion.State.BACKFILLING).exclude(pk=active.pk).order_by("pk")
     return [active, *others]
+
+
+def warm_up() -> str:
+    """Load and run the models this process will index with, once, before the first
+    task; returns a line for the worker log saying what it runs with."""
+    import torch
+    from PIL import Image
+
+    versions = versions_to_index()
+    for version in versions:
+        model = model_for_version(version)
+        model.image_features([Image.new("RGB", (64, 64), "white")])
+        model.text_features(["warm-up"])
+    names = ", ".join(f"{v.version} ({v.state})" for v in versions)
+    return (
+        f"model {settings.SEARCH_MODEL}; versions {names}; torch threads {torch.get_num_threads()}; "
+        f"image batch {settings.EMBED_IMAGE_BATCH_SIZE}; text batch {settings.EMBED_TEXT_BATCH_SIZE}"
+    )

@@ -1,21 +1,31 @@
 """Catalog rows -> embedding rows: batching, versions, failures, the sweep, upgrades.
 
-Every write is an upsert by (photo or product, model version), so running the same work
-twice (a redelivered task, the sweep after a crash) leaves exactly one row.
+A task first works out what still needs doing (a photo that is marked, or has no row for
+a version; a product that is marked, has no row, or has a photo that was just embedded),
+so a redelivered task or a sweep re-enqueue of finished work costs one query. Every
+write is an upsert by (photo or product, model version), made only if the catalog row
+did not change while its vector was computed (`embedding_marked_at` is compared under a
+row lock), so two tasks on the same rows never leave an older vector last, and work
+done twice leaves exactly one row.
+
+Flags are cleared in the same transaction that writes the fused product vector: a
+worker killed anywhere before that leaves the rows marked, and the sweep redoes them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from catalog.models import Product, ProductImage
@@ -24,18 +34,35 @@ from .engine import active_version, model_for_version, versions_to_index
 from .models import ImageEmbedding, ModelVersion, ProductEmbedding
 
 logger = logging.getLogger(__name__)
+# Errors that say nothing about the photo being embedded: raised for the task to handle.
+NOT_A_PHOTO_FAULT = (SoftTimeLimitExceeded, MemoryError)
 
 
 @dataclass
 class IndexReport:
-    images_embedded: int = 0
-    products_embedded: int = 0
+    images_embedded: int = 0  # photos written, for every version that needed them
+    products_embedded: int = 0  # fused product vectors written (a product counts once)
+    skipped: int = 0  # asked for, but already up to date, deleted, or changed meanwhile
     failures: dict[int, str] = field(default_factory=dict)  # photo id -> reason
 
     def add(self, other: IndexReport) -> None:
         self.images_embedded += other.images_embedded
         self.products_embedded += other.products_embedded
+        self.skipped += other.skipped
         self.failures.update(other.failures)
+
+
+@dataclass
+class _Plan:
+    """What one call must do, per version (ids by version id)."""
+
+    versions: list[ModelVersion]
+    products: dict[int, Product]
+    images: list[ProductImage]
+    images_for: dict[int, set[int]]
+    products_for: dict[int, set[int]]
+    text_for: dict[int, set[int]]
+    skipped: int = 0
 
 
 def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -62,130 +89,285 @@ def _read_photo(image: ProductImage):
         return load_image(handle.read())
 
 
-def embed_images(model, version: ModelVersion, images: Sequence[ProductImage]) -> IndexReport:
-    """Image side: backbone features + fused image-only vector per photo, in named batches."""
+def _plan(product_ids: Iterable[int], image_ids: Iterable[int], versions: list[ModelVersion]) -> _Plan:
+    product_ids, image_ids = set(product_ids), set(image_ids)
+    owners = set(ProductImage.objects.filter(pk__in=image_ids).values_list("product_id", flat=True))
+    products = {
+        product.pk: product
+        for product in Product.objects.filter(pk__in=product_ids | owners).select_related("category")
+    }
+    product_list = list(products)
+    # Every photo of an affected product: one never embedded for a version is done now,
+    # so the product's fused vector is complete.
+    images = list(ProductImage.objects.filter(product_id__in=product_list).order_by("pk"))
+    version_ids = [version.pk for version in versions]
+    have_image = set(
+        ImageEmbedding.objects.filter(image_id__in=[i.pk for i in images], model_version_id__in=version_ids)
+        .values_list("image_id", "model_version_id")
+    )
+    have_product = set(
+        ProductEmbedding.objects.filter(product_id__in=product_list, model_version_id__in=version_ids)
+        .values_list("product_id", "model_version_id")
+    )
+    plan = _Plan(versions, products, [], {}, {}, {})
+    for version in versions:
+        wanted = {
+            image.pk for image in images
+            if image.embedding_dirty or ((image.pk, version.pk) not in have_image and not image.embedding_error)
+        }
+        plan.images_for[version.pk] = wanted
+        touched = {image.product_id for image in images if image.pk in wanted}
+        plan.products_for[version.pk] = {
+            pk for pk, product in products.items()
+            if product.embedding_dirty or (pk, version.pk) not in have_product or pk in touched
+        }
+        plan.text_for[version.pk] = {
+            pk for pk in plan.products_for[version.pk]
+            if products[pk].embedding_dirty or (pk, version.pk) not in have_product
+        }
+    needed_images = set().union(*plan.images_for.values()) if versions else set()
+    needed_products = set().union(*plan.products_for.values()) if versions else set()
+    plan.images = [image for image in images if image.pk in needed_images]
+    plan.products = {pk: product for pk, product in products.items() if pk in needed_products}
+    plan.skipped = len(image_ids - needed_images) + len(product_ids - needed_products)
+    return plan
+
+
+def embed_images(model, photos: Sequence) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Raw features + fused image-only vector per decoded photo, in one batch.
+
+    A photo the model cannot take fails alone (its index in the third value) and its
+    batch-mates go on; when every photo fails on its own too, the fault is not in the
+    photos and the error is raised for the task to retry.
+    """
     from ml.model import FusionInput
+
+    def run(items: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        features = model.image_features(items, batch_size=settings.EMBED_IMAGE_BATCH_SIZE)
+        fused = model.fuse([FusionInput(image_features=row[None, :]) for row in features])
+        return features, fused
+
+    try:
+        features, fused = run(photos)
+        return features, fused, {}
+    except NOT_A_PHOTO_FAULT:
+        raise
+    except Exception as batch_error:
+        if len(photos) == 1:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), {0: _reason(batch_error)}
+        rows, failures = {}, {}
+        for index, photo in enumerate(photos):
+            try:
+                rows[index] = run([photo])
+            except NOT_A_PHOTO_FAULT:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                failures[index] = _reason(exc)
+        if not rows:
+            raise
+        ok = sorted(rows)
+        features = np.zeros((len(photos), rows[ok[0]][0].shape[1]), np.float32)
+        fused = np.zeros((len(photos), rows[ok[0]][1].shape[1]), np.float32)
+        for index in ok:
+            features[index], fused[index] = rows[index][0][0], rows[index][1][0]
+        return features, fused, failures
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _embed_photos(plan: _Plan, models: dict[int, object], report: IndexReport, *, record_only_new: bool) -> set[int]:
+    """Image side, batch by batch; returns the photos whose rows were written."""
     from ml.preprocess import ImageDecodeError
 
-    report = IndexReport()
-    for batch in chunked(list(images), settings.EMBED_IMAGE_BATCH_SIZE):
-        decoded, photos = [], []
+    written: set[int] = set()
+    delay = getattr(settings, "INDEX_TEST_BATCH_DELAY_SECONDS", 0)
+    for batch in chunked(plan.images, settings.EMBED_IMAGE_BATCH_SIZE):
+        decoded = {}
         for image in batch:
             try:
-                decoded.append(_read_photo(image))
-                photos.append(image)
-            except (ImageDecodeError, FileNotFoundError, ValueError) as exc:
-                # Permanent: retrying an undecodable file will not help. Batch-mates go on.
-                report.failures[image.pk] = f"{type(exc).__name__}: {exc}"[:500]
-        if not photos:
-            continue
-        features = model.image_features(decoded, batch_size=settings.EMBED_IMAGE_BATCH_SIZE)
-        fused = model.fuse([FusionInput(image_features=row[None, :], text_features=None) for row in features])
+                decoded[image.pk] = _read_photo(image)
+            except (ImageDecodeError, FileNotFoundError) as exc:
+                # Permanent: retrying an undecodable or missing file will not help.
+                report.failures[image.pk] = _reason(exc)
+        rows = []
+        for version in plan.versions:
+            todo = [image for image in batch if image.pk in plan.images_for[version.pk] and image.pk in decoded]
+            if not todo:
+                continue
+            features, fused, failed = embed_images(models[version.pk], [decoded[image.pk] for image in todo])
+            for index, image in enumerate(todo):
+                if index in failed:
+                    report.failures[image.pk] = failed[index]
+                    continue
+                rows.append(ImageEmbedding(
+                    image_id=image.pk, product_id=image.product_id, model_version_id=version.pk,
+                    features=features[index], embedding=fused[index],
+                ))
+        if delay:  # test settings only: lets a test kill the worker in the middle of a batch
+            time.sleep(delay)
+        rows = [row for row in rows if row.image_id not in report.failures]
+        written |= _write_photo_rows(batch, rows)
+        if record_only_new:
+            _record_failures({pk: reason for pk, reason in report.failures.items() if pk in {i.pk for i in batch}})
+    return written
+
+
+def _write_photo_rows(batch: Sequence[ProductImage], rows: list[ImageEmbedding]) -> set[int]:
+    """Upsert, under a row lock, only photos that did not change since they were read."""
+    with transaction.atomic():
+        current = dict(
+            ProductImage.objects.select_for_update(no_key=True).filter(pk__in=[i.pk for i in batch])
+            .order_by("pk").values_list("pk", "embedding_marked_at")
+        )
+        fresh = {image.pk for image in batch if current.get(image.pk) == image.embedding_marked_at}
+        rows = [row for row in rows if row.image_id in fresh]
         ImageEmbedding.objects.bulk_create(
-            [
-                ImageEmbedding(
-                    image_id=photo.pk, product_id=photo.product_id, model_version=version,
-                    features=feature, embedding=vector,
-                )
-                for photo, feature, vector in zip(photos, features, fused)
-            ],
+            rows,
             update_conflicts=True,
             unique_fields=["image", "model_version"],
             update_fields=["features", "embedding", "product", "updated_at"],
         )
-        report.images_embedded += len(photos)
-    return report
+    return {row.image_id for row in rows}
 
 
-def embed_products(model, version: ModelVersion, products: Sequence[Product]) -> IndexReport:
-    """Text side where needed, then the fused product vector from stored features of both."""
+def _record_failures(failures: dict[int, str]) -> None:
+    """Backfill only: say why a photo failed without touching its dirty flag."""
+    for pk, reason in failures.items():
+        ProductImage.objects.filter(pk=pk, embedding_error="").update(embedding_error=reason)
+
+
+def _text_features(plan: _Plan, models: dict[int, object]) -> dict[tuple[int, int], np.ndarray]:
+    """Text side only for products whose text changed or that have no row for a version."""
+    out = {}
+    for version in plan.versions:
+        ids = sorted(pk for pk in plan.text_for[version.pk] if pk in plan.products)
+        for batch in chunked(ids, settings.EMBED_TEXT_BATCH_SIZE):
+            texts = [product_text_of(plan.products[pk]) for pk in batch]
+            rows = models[version.pk].text_features(texts, batch_size=settings.EMBED_TEXT_BATCH_SIZE)
+            out.update({(version.pk, pk): row for pk, row in zip(batch, rows)})
+    return out
+
+
+def embed_products(
+    model, version: ModelVersion, product_ids: Sequence[int], text: dict[int, np.ndarray]
+) -> list[ProductEmbedding]:
+    """Fused product vectors from the stored photo features of `version` and the text
+    features given (new) or stored (unchanged text). Call with the products locked."""
     from ml.model import FusionInput
 
-    report = IndexReport()
-    ids = [product.pk for product in products]
-    stored = {
-        row.product_id: np.asarray(row.text_features, dtype=np.float32)
-        for row in ProductEmbedding.objects.filter(product_id__in=ids, model_version=version).only(
-            "product_id", "text_features"
-        )
-    }
-    stale = [product for product in products if product.embedding_dirty or product.pk not in stored]
-    for batch in chunked(stale, settings.EMBED_TEXT_BATCH_SIZE):
-        texts = model.text_features([product_text_of(p) for p in batch], batch_size=settings.EMBED_TEXT_BATCH_SIZE)
-        stored.update({product.pk: row for product, row in zip(batch, texts)})
-
+    stored = dict(
+        ProductEmbedding.objects.filter(product_id__in=[pk for pk in product_ids if pk not in text], model_version=version)
+        .values_list("product_id", "text_features")
+    )
     photo_features: dict[int, list[np.ndarray]] = defaultdict(list)
-    for row in (
-        ImageEmbedding.objects.filter(product_id__in=ids, model_version=version)
+    for product_id, features in (
+        ImageEmbedding.objects.filter(product_id__in=product_ids, model_version=version)
         .order_by("image__position", "image_id")
         .values_list("product_id", "features")
     ):
-        photo_features[row[0]].append(np.asarray(row[1], dtype=np.float32))
-
-    inputs = [
-        FusionInput(
+        photo_features[product_id].append(np.asarray(features, dtype=np.float32))
+    ids, inputs = [], []
+    for pk in product_ids:
+        text_features = text[pk] if pk in text else stored.get(pk)
+        if text_features is None:
+            continue  # its row vanished meanwhile (a prune): the sweep's missing check redoes it
+        ids.append(pk)
+        inputs.append(FusionInput(
             image_features=np.stack(photo_features[pk]) if photo_features.get(pk) else None,
-            text_features=stored[pk],
-        )
-        for pk in ids
-    ]
+            text_features=np.asarray(text_features, dtype=np.float32),
+        ))
     fused = model.fuse(inputs) if inputs else []
-    ProductEmbedding.objects.bulk_create(
-        [
-            ProductEmbedding(product_id=pk, model_version=version, text_features=stored[pk], embedding=vector)
-            for pk, vector in zip(ids, fused)
-        ],
-        update_conflicts=True,
-        unique_fields=["product", "model_version"],
-        update_fields=["text_features", "embedding", "updated_at"],
-    )
-    report.products_embedded += len(ids)
-    return report
+    return [
+        ProductEmbedding(product_id=pk, model_version=version, text_features=item.text_features, embedding=vector)
+        for pk, item, vector in zip(ids, inputs, fused)
+    ]
+
+
+def _fuse_products(
+    plan: _Plan, models: dict[int, object], text: dict[tuple[int, int], np.ndarray], photos_done: set[int],
+    report: IndexReport, *, clear_flags: bool,
+) -> None:
+    """One transaction: lock the products, fuse, upsert, and clear the flags of what is done."""
+    with transaction.atomic():
+        current = dict(
+            Product.objects.select_for_update(no_key=True).filter(pk__in=list(plan.products))
+            .order_by("pk").values_list("pk", "embedding_marked_at")
+        )
+        fresh = {pk for pk, product in plan.products.items() if current.get(pk) == product.embedding_marked_at}
+        report.skipped += len(plan.products) - len(fresh)
+        fused_any: set[int] = set()
+        for version in plan.versions:
+            ids = sorted(pk for pk in plan.products_for[version.pk] if pk in fresh)
+            rows = embed_products(
+                models[version.pk], version, ids, {pk: text[(version.pk, pk)] for pk in ids if (version.pk, pk) in text}
+            )
+            ProductEmbedding.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["product", "model_version"],
+                update_fields=["text_features", "embedding", "updated_at"],
+            )
+            fused_any.update(row.product_id for row in rows)
+        report.products_embedded += len(fused_any)
+        if not clear_flags:
+            return
+        Product.objects.filter(pk__in=[pk for pk in fresh if plan.products[pk].embedding_dirty]).update(
+            embedding_dirty=False, embedding_error=""
+        )
+        # A photo is done once its rows are written (or it failed for good) and its
+        # product is fused here or marked for a newer task, which will fuse it.
+        done = [image for image in plan.images if image.embedding_dirty and (image.pk in photos_done or image.pk in report.failures)]
+        current_images = dict(
+            ProductImage.objects.select_for_update(no_key=True).filter(pk__in=[i.pk for i in done])
+            .order_by("pk").values_list("pk", "embedding_marked_at")
+        )
+        unchanged = [image for image in done if current_images.get(image.pk) == image.embedding_marked_at]
+        ProductImage.objects.filter(pk__in=[i.pk for i in unchanged if i.pk not in report.failures]).update(
+            embedding_dirty=False, embedding_error=""
+        )
+        for image in unchanged:
+            if image.pk in report.failures:
+                ProductImage.objects.filter(pk=image.pk).update(
+                    embedding_dirty=False, embedding_error=report.failures[image.pk]
+                )
 
 
 def index_catalog(
-    product_ids: Iterable[int] = (), image_ids: Iterable[int] = (), versions: list[ModelVersion] | None = None
+    product_ids: Iterable[int] = (),
+    image_ids: Iterable[int] = (),
+    versions: list[ModelVersion] | None = None,
+    *,
+    clear_flags: bool | None = None,
 ) -> IndexReport:
-    """Embed the given photos and products for every version that is being served or built."""
-    images = list(ProductImage.objects.filter(pk__in=set(image_ids)).order_by("pk"))
-    affected = set(product_ids) | {image.product_id for image in images}
-    products = list(Product.objects.filter(pk__in=affected).select_related("category").order_by("pk"))
-    versions = versions if versions is not None else versions_to_index()
+    """Embed what these photos and products still need, for every version that is being
+    served or built (or only `versions`: a backfill, which leaves the flags alone)."""
+    started = time.perf_counter()
+    if clear_flags is None:
+        clear_flags = versions is None
+    versions = versions_to_index() if versions is None else versions
     report = IndexReport()
-    for version in versions:
-        model = model_for_version(version)
-        # A product whose photos were never embedded for this version gets them now.
-        missing = ProductImage.objects.filter(product_id__in=affected).exclude(
-            Exists(ImageEmbedding.objects.filter(image=OuterRef("pk"), model_version=version))
-        )
-        todo = {image.pk: image for image in images}
-        todo.update({image.pk: image for image in missing})
-        version_report = embed_images(model, version, sorted(todo.values(), key=lambda i: i.pk))
-        version_report.add(embed_products(model, version, products))
-        if version.state == ModelVersion.State.ACTIVE:
-            report.add(version_report)
-        else:
-            report.failures.update(version_report.failures)
-    _clear_flags(products, images, report.failures)
+    plan = _plan(product_ids, image_ids, versions)
+    report.skipped = plan.skipped
+    if not plan.products:
+        return report
+    models = {version.pk: model_for_version(version) for version in versions}
+    photos_done = _embed_photos(plan, models, report, record_only_new=not clear_flags)
+    report.images_embedded = len(photos_done)
+    text = _text_features(plan, models)
+    _fuse_products(plan, models, text, photos_done, report, clear_flags=clear_flags)
     logger.info(
-        "indexed %d photos, %d products for %s (%d failed)",
-        report.images_embedded, report.products_embedded,
-        ", ".join(v.version for v in versions), len(report.failures),
+        "indexed %d photos, %d products for %s in %.2fs (%d failed, %d skipped)",
+        report.images_embedded, report.products_embedded, ", ".join(v.version for v in versions),
+        time.perf_counter() - started, len(report.failures), report.skipped,
     )
     return report
 
 
-def _clear_flags(products: list[Product], images: list[ProductImage], failures: dict[int, str]) -> None:
-    """Clear a flag only if nobody re-marked the row while we worked (compare marked_at)."""
-    with transaction.atomic():
-        for image in images:
-            ProductImage.objects.filter(pk=image.pk, embedding_marked_at=image.embedding_marked_at).update(
-                embedding_dirty=False, embedding_error=failures.get(image.pk, "")
-            )
-        for product in products:
-            Product.objects.filter(pk=product.pk, embedding_marked_at=product.embedding_marked_at).update(
-                embedding_dirty=False, embedding_error=""
-            )
+def backfill_version(version: ModelVersion, product_ids: Iterable[int], image_ids: Iterable[int]) -> IndexReport:
+    """Fill in a version being built; flags stay for the regular tasks of every version."""
+    return index_catalog(product_ids, image_ids, versions=[version], clear_flags=False)
 
 
 def dirty_ids(older_than: timedelta | None = None) -> tuple[list[int], list[int]]:
@@ -198,15 +380,40 @@ def dirty_ids(older_than: timedelta | None = None) -> tuple[list[int], list[int]
     return list(products.values_list("pk", flat=True)), list(images.values_list("pk", flat=True))
 
 
-def missing_ids(version: ModelVersion) -> tuple[list[int], list[int]]:
-    """Rows that have no embedding for `version` yet (a new install, or an upgrade backfill)."""
+def _missing(version: ModelVersion) -> tuple:
     products = Product.objects.exclude(
         Exists(ProductEmbedding.objects.filter(product=OuterRef("pk"), model_version=version))
     )
     images = ProductImage.objects.filter(embedding_error="").exclude(
         Exists(ImageEmbedding.objects.filter(image=OuterRef("pk"), model_version=version))
     )
+    return products, images
+
+
+def missing_ids(version: ModelVersion, older_than: timedelta | None = None) -> tuple[list[int], list[int]]:
+    """Rows that have no embedding for `version` yet (a new install, or an upgrade backfill);
+    photos that failed for good are not missing, they are failed."""
+    products, images = _missing(version)
+    if older_than is not None:
+        cutoff = timezone.now() - older_than
+        products = products.filter(embedding_marked_at__lt=cutoff)
+        images = images.filter(embedding_marked_at__lt=cutoff)
     return list(products.values_list("pk", flat=True)), list(images.values_list("pk", flat=True))
+
+
+def outstanding_counts(version: ModelVersion | None = None, products=None) -> tuple[int, int]:
+    """(products, photos) that are marked, or have no row for `version`: what is left,
+    in the whole catalog or among `products` (a queryset)."""
+    version = version or active_version(create=False)
+    selected = Product.objects.all() if products is None else Product.objects.filter(pk__in=products.values("pk"))
+    images = ProductImage.objects.filter(product__in=selected.values("pk"))
+    if version is None:
+        return selected.filter(embedding_dirty=True).count(), images.filter(embedding_dirty=True).count()
+    missing_products, missing_images = _missing(version)
+    return (
+        selected.filter(Q(embedding_dirty=True) | Q(pk__in=missing_products.values("pk"))).count(),
+        images.filter(Q(embedding_dirty=True) | Q(pk__in=missing_images.values("pk"))).count(),
+    )
 
 
 def index_status() -> dict:
@@ -235,21 +442,40 @@ def index_status() -> dict:
     }
 
 
+def backfill_progress(version: ModelVersion) -> tuple[int, int]:
+    """(rows done, rows in all) of a version being built: products + photos."""
+    missing_products, missing_images = _missing(version)
+    total = Product.objects.count() + ProductImage.objects.filter(embedding_error="").count()
+    return total - missing_products.count() - missing_images.count(), total
+
+
+def backfill_complete(version: ModelVersion) -> bool:
+    """The new version serves at least everything the active one serves. Rows missing
+    from both (just created, their task on the way) are written for both versions by
+    their own task, so they do not hold the switch back."""
+    products, images = missing_ids(version)
+    active = active_version(create=False)
+    if active is not None and active.pk != version.pk and (products or images):
+        active_products, active_images = missing_ids(active)
+        products = set(products) - set(active_products)
+        images = set(images) - set(active_images)
+    return not products and not images
+
+
 @transaction.atomic
 def activate_version(version: ModelVersion) -> None:
     """The atomic switch: one transaction retires the old version and activates the new one."""
-    ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
+    list(
+        ModelVersion.objects.select_for_update()
+        .filter(Q(state=ModelVersion.State.ACTIVE) | Q(pk=version.pk)).order_by("pk").values_list("pk", flat=True)
+    )
+    ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
         state=ModelVersion.State.RETIRED
     )
     version.state = ModelVersion.State.ACTIVE
     version.activated_at = timezone.now()
     version.save(update_fields=["state", "activated_at"])
     logger.info("model version %s is now serving search", version.version)
-
-
-def backfill_complete(version: ModelVersion) -> bool:
-    products, images = missing_ids(version)
-    return not products and not images and not Product.objects.filter(embedding_dirty=True).exists()
 
 
 def active_model():

@@ -51,6 +51,11 @@ def ensure_hnsw_indexes(version_id: int) -> None:
     """Create the partial HNSW cosine indexes of one model version (idempotent)."""
     version_id = int(version_id)
     with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            # CREATE INDEX refuses to run while deferred FK checks of rows this transaction
+            # wrote are pending: check them now, then defer again as before.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         for kind, table in TABLES.items():
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {index_name(kind, version_id)} ON {table} "
@@ -61,6 +66,17 @@ def ensure_hnsw_indexes(version_id: int) -> None:
 
 
 def drop_hnsw_indexes(version_id: int) -> None:
+    """Drop a version's partial indexes; CONCURRENTLY when not in a transaction, so a
+    prune never blocks searches on the live version."""
+    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY "
     with connection.cursor() as cursor:
         for kind in TABLES:
-            cursor.execute(f"DROP INDEX IF EXISTS {index_name(kind, int(version_id))}")
+            cursor.execute(f"DROP INDEX {concurrently}IF EXISTS {index_name(kind, int(version_id))}")
+
+
+def hnsw_indexes(version_id: int) -> list[str]:
+    """Names of the partial HNSW indexes that exist for a version."""
+    names = [index_name(kind, int(version_id)) for kind in TABLES]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname = ANY(%s)", [names])
+        return sorted(row[0] for row in cursor.fetchall())

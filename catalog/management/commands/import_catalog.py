@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.importing import CSV_COLUMNS, import_catalog_csv
+from search.signals import batched_index_tasks
 
 
 class Command(BaseCommand):
@@ -22,7 +23,9 @@ class Command(BaseCommand):
             raise CommandError(f"--images-root {images_root} is not a folder")
         with open(csv_file, encoding="utf-8-sig") as handle:
             rows = max(0, sum(1 for _ in handle) - 1)
-        with tqdm(total=rows, unit="row", desc="import", disable=options["verbosity"] == 0) as bar:
+        # Indexing tasks of EMBED_IMAGE_BATCH_SIZE photos as rows commit, not one per row.
+        quiet = options["verbosity"] == 0
+        with batched_index_tasks(), tqdm(total=rows, unit="row", desc="import", disable=quiet) as bar:
             try:
                 summary = import_catalog_csv(csv_file, images_root, progress=bar.update)
             except ValueError as exc:

@@ -9,6 +9,7 @@ from tqdm import tqdm
 from catalog.services import ProductData, sync_product_images, upsert_product
 from catalog.uploads import check_image_upload
 from ml.data.giva import GivaNotInstalled, load_products, product_image_bytes
+from search.signals import batched_index_tasks
 
 
 def demo_product_data(item) -> ProductData:
@@ -38,12 +39,13 @@ class Command(BaseCommand):
         except GivaNotInstalled as exc:
             raise CommandError(str(exc)) from None
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        for item in tqdm(items, unit="product", desc="demo catalog", disable=options["verbosity"] == 0):
-            with transaction.atomic():
-                product, outcome = upsert_product(demo_product_data(item))
-                if sync_product_images(product, [check_image_upload(product_image_bytes(item))]) and outcome == "unchanged":
-                    outcome = "updated"
-            counts[outcome] += 1
+        with batched_index_tasks():  # indexing tasks of EMBED_IMAGE_BATCH_SIZE photos, not one per product
+            for item in tqdm(items, unit="product", desc="demo catalog", disable=options["verbosity"] == 0):
+                with transaction.atomic():
+                    product, outcome = upsert_product(demo_product_data(item))
+                    if sync_product_images(product, [check_image_upload(product_image_bytes(item))]) and outcome == "unchanged":
+                        outcome = "updated"
+                counts[outcome] += 1
         self.stdout.write(
             f"demo catalog: created {counts['created']}, updated {counts['updated']}, unchanged {counts['unchanged']}"
         )
