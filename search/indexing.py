@@ -71,13 +71,14 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def product_text_of(product: Product) -> str:
+    """The text the model embeds, worded as in training ("rose gold", "diamond")."""
     from ml.text import product_text
 
     return product_text(
         title=product.title,
         category=product.category.name,
-        metal=product.get_metal_display(),
-        gemstone=product.get_gemstone_display() if product.gemstone != "none" else "",
+        metal=product.get_metal_display().lower(),
+        gemstone=product.get_gemstone_display().lower() if product.gemstone != "none" else "",
         description=product.description,
     )
 
