@@ -15,6 +15,9 @@ The exported file is derived data: it is built on first use into the git-ignored
 content of the image weights, so new weights never reuse an old graph. A new session
 is checked against eager on a fixed input before it serves; if that check or the
 export fails, the model keeps running eager and says so in the log.
+
+Build the session in the process that uses it (as search/engine.py loads models: per
+web or Celery worker, after the fork): ONNX Runtime's thread pool does not survive fork.
 """
 
 from __future__ import annotations

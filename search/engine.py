@@ -56,7 +56,7 @@ def load_search_model(name: str | None = None, weights: dict | None = None):
             return _models[key]
         _configure_torch()
         started = time.perf_counter()
-        model = load_model(name, **weights)
+        model = load_model(name, backend=settings.SEARCH_INFERENCE_BACKEND, **weights)
         logger.info("loaded model %s in %.1fs", model.version, time.perf_counter() - started)
         if model.dim != settings.SEARCH_EMBEDDING_DIM:
             raise RuntimeError(

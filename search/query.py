@@ -264,21 +264,32 @@ def predict_category(vector: np.ndarray, version: ModelVersion) -> dict[str, flo
 
 
 def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int, dict]) -> None:
-    """Fill in the exact cosine of the side a candidate was not retrieved by."""
-    from .models import ImageEmbedding, ProductEmbedding
+    """Fill in the exact cosine of the side a candidate was not retrieved by.
 
+    The cosine is computed in PostgreSQL: shipping ~100 512-d vectors as text and parsing
+    them in Python cost more than the whole HNSW search (docs/performance.md)."""
     ids = list(grouped)
-    for product_id, embedding in ProductEmbedding.objects.filter(product_id__in=ids, model_version=version).values_list(
-        "product_id", "embedding"
-    ):
-        grouped[product_id]["product"] = ranking.cosine(vector, np.asarray(embedding, dtype=np.float32))
-    missing_image = [pid for pid in ids if "image" not in grouped[pid]]
-    for product_id, image_id, embedding in ImageEmbedding.objects.filter(
-        product_id__in=missing_image, model_version=version
-    ).values_list("product_id", "image_id", "embedding"):
-        sim = ranking.cosine(vector, np.asarray(embedding, dtype=np.float32))
-        if sim > grouped[product_id].get("image", (-2.0, None))[0]:
-            grouped[product_id]["image"] = (sim, image_id)
+    if not ids:
+        return
+    literal = _vector_literal(vector)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT product_id, 1 - (embedding <=> %s::vector) FROM search_productembedding "
+            f"WHERE model_version_id = {int(version.pk)} AND product_id = ANY(%s)",
+            [literal, ids],
+        )
+        for product_id, similarity in cursor.fetchall():
+            grouped[product_id]["product"] = float(similarity)
+        missing_image = [pid for pid in ids if "image" not in grouped[pid]]
+        if missing_image:
+            cursor.execute(
+                "SELECT DISTINCT ON (product_id) product_id, image_id, 1 - (embedding <=> %s::vector) AS similarity "
+                f"FROM search_imageembedding WHERE model_version_id = {int(version.pk)} AND product_id = ANY(%s) "
+                "ORDER BY product_id, similarity DESC",
+                [literal, missing_image],
+            )
+            for product_id, image_id, similarity in cursor.fetchall():
+                grouped[product_id]["image"] = (float(similarity), image_id)
 
 
 def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) -> str:
@@ -344,24 +355,27 @@ def search(query: SearchQuery) -> SearchResponse:
                                  exclude_product=query.similar_to)
     t = lap("retrieve_ms", t)
     _exact_rescore(vector, version, grouped)
-    products = {
-        p.pk: p for p in Product.objects.filter(pk__in=list(grouped)).select_related("category").prefetch_related("images")
-    }
+    # Rank on plain values; build model objects (and their photos) for the k shown only.
+    rows = Product.objects.filter(pk__in=list(grouped)).values_list(
+        "pk", "category__name", "metal", "gemstone", "title", "description")
     features = [
         ranking.CandidateFeatures(
             product_id=pid,
-            image_similarity=entry["image"][0] if "image" in entry else None,
-            product_similarity=entry.get("product"),
-            category=products[pid].category.name,
-            metal=products[pid].metal,
-            gemstone=products[pid].gemstone,
-            text=f"{products[pid].title} {products[pid].description}",
+            image_similarity=grouped[pid]["image"][0] if "image" in grouped[pid] else None,
+            product_similarity=grouped[pid].get("product"),
+            category=category,
+            metal=metal,
+            gemstone=gemstone,
+            text=f"{title} {description}",
         )
-        for pid, entry in grouped.items()
-        if pid in products
+        for pid, category, metal, gemstone, title, description in rows
     ]
     signals = ranking.QuerySignals(tokens=ranking.tokens(query.text), **signal_kwargs)
     ranked = ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
+    products = {
+        p.pk: p for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
+        .select_related("category").prefetch_related("images")
+    }
     images = {image.pk: image for p in products.values() for image in p.images.all()}
     results = []
     for result in ranked:

@@ -26,3 +26,4 @@ INDEX_SWEEP_GRACE_SECONDS = 2
 # Test-only hook: seconds the indexer sleeps per photo batch, so a test can kill a worker
 # in the middle of one (tests/search/test_worker.py). Never set outside the test settings.
 INDEX_TEST_BATCH_DELAY_SECONDS = float(env("INDEX_TEST_BATCH_DELAY_SECONDS", "0"))
+SEARCH_INFERENCE_BACKEND = "eager"  # fast to load; tests/ml/test_accel.py covers the ONNX path
