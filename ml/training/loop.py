@@ -63,6 +63,16 @@ class TrainSettings:
     # teaches the image projection invariance to shopper conditions directly.
     photo_pair_weight: float = 2.0
     query_weights: dict = field(default_factory=lambda: {"image": 2.0, "text": 1.0, "image+text": 1.0})
+    # Share of attribute queries among the texts of text-only and image+text queries.
+    text_attribute_rate: float = 0.4
+    both_attribute_rate: float = 0.4
+    # Modality dropout in product documents: with this probability a training product's
+    # document is its photo alone (text token masked), so image-only queries stay close
+    # to what the photo says and the text token is what image+text queries add.
+    product_text_drop: float = 0.0
+    # Text-path pairs: a "how it looks" span against the product's text alone (no photo),
+    # the text analogue of the view-vs-photo pairs.
+    text_pair_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,21 +169,28 @@ def training_loss(
     settings: TrainSettings,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    products = fusion(data.photo[batch].unsqueeze(1), None, data.product_text[batch], None)
+    text_mask = None
+    if settings.product_text_drop:
+        text_mask = torch.rand(len(batch), generator=generator) >= settings.product_text_drop
+    products = fusion(data.photo[batch].unsqueeze(1), None, data.product_text[batch], text_mask)
     scale = temperature()
     identity = torch.eye(len(batch), dtype=torch.bool)
     queries: dict[str, tuple[torch.Tensor, ...]] = {}
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
     queries["image"] = (fusion(views.unsqueeze(1), None, None, None), identity)
-    texts, positives = _sample_texts(data, batch, generator, attribute_rate=0.4, title_rate=0.15)
+    texts, positives = _sample_texts(data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=0.15)
     queries["text"] = (fusion(None, None, texts, None), positives)
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
-    texts, _ = _sample_texts(data, batch, generator, attribute_rate=0.4, title_rate=0.0)
+    texts, _ = _sample_texts(data, batch, generator, attribute_rate=settings.both_attribute_rate, title_rate=0.0)
     queries["image+text"] = (fusion(views.unsqueeze(1), None, texts, None), identity)
     if settings.photo_pair_weight:
         photos_only = fusion(data.photo[batch].unsqueeze(1), None, None, None)
         views = _sample_views(data, batch, generator, 0.0)
         queries["view-photo"] = (fusion(views.unsqueeze(1), None, None, None), identity, photos_only)
+    if settings.text_pair_weight:
+        texts_only = fusion(None, None, data.product_text[batch], None)
+        texts, _ = _sample_texts(data, batch, generator, attribute_rate=0.0, title_rate=0.0)
+        queries["span-text"] = (fusion(None, None, texts, None), identity, texts_only)
     total = torch.zeros(())
     parts = {}
     for kind, (vectors, positive, *documents) in queries.items():
@@ -184,7 +201,9 @@ def training_loss(
                 vectors, targets, positive, settings.triplet_margin
             )
         parts[kind] = float(loss.detach())
-        weight = settings.photo_pair_weight if kind == "view-photo" else settings.query_weights.get(kind, 1.0)
+        weight = {"view-photo": settings.photo_pair_weight, "span-text": settings.text_pair_weight}.get(
+            kind, settings.query_weights.get(kind, 1.0)
+        )
         total = total + weight * loss
     return total, parts
 
