@@ -91,9 +91,8 @@ def main() -> int:
         manage("load_demo_catalog")
         manage("collectstatic", "--noinput", "-v", "0")
         children.append(start([
-            sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat",
-            "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"),  # 2 x 1 thread beats 1 x 2 (docs/performance.md)
-            "--loglevel", "INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule"),
+            sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--loglevel", "INFO",
+            "--schedule", str(DATA_DIR / "celerybeat-schedule"),
         ]))
         children.append(start([
             sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--config", "python:shop_search.gunicorn_conf",
