@@ -12,12 +12,15 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.errors import ImageDecodeError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, not at import time
+    import torch
 
 logger = logging.getLogger(__name__)
 

@@ -10,14 +10,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 
 LIVE_SETTINGS = "tests.security.live_settings"
 
@@ -26,16 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 class OwnPostgres:
@@ -89,7 +78,7 @@ class OwnRedis:
              "--dir", str(folder)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        if not wait_for(lambda: _port_open(self.port), 10):
+        if not wait_until(lambda: _port_open(self.port), 10):
             raise RuntimeError("redis-server did not start")
 
     @property
@@ -220,7 +209,7 @@ class GunicornServer:
             except OSError:
                 return False
 
-        if not wait_for(answered, timeout, 0.5):
+        if not wait_until(answered, timeout, 0.5):
             raise AssertionError("gunicorn did not answer: " + self.log.read_text()[-4000:])
 
 

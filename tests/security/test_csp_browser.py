@@ -7,7 +7,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import CHROMIUM_FLAGS
+from tests.browser.conftest import start_chromium
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,22 +25,8 @@ def csp_violations(session) -> list[str]:
     ("/api/v1/docs/redoc/", "[role=search], .api-content, h1"),
 ])
 def test_pages_render_without_csp_violations(live_server, path, ready):
-    import shutil
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian chromium + chromium-driver are not installed (scripts/ensure_chromium.sh)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    session = webdriver.Chrome(service=Service(driver), options=options)
+    session = start_chromium(browser_log=True)
     try:
-        session.set_page_load_timeout(60)
         session.get(live_server.url + path)
         WebDriverWait(session, 30).until(lambda s: s.find_elements(By.CSS_SELECTOR, ready))
         # Redoc's template asks for Google Fonts and its "powered by" logo from its CDN: both

@@ -15,7 +15,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-from .live import start_stack, wait_for
+from tests.conftest import wait_until
+
+from .live import start_stack
 
 SEARCHES = ["/?text=rose+gold+ring", "/?text=white+gold&category=ring", "/?text=silver+pendant&in_stock=on",
             "/?text=diamond&price_max=3000", "/healthz", "/products/LIVE-0001/"]
@@ -73,7 +75,7 @@ def test_postgres_restart_during_searches_is_503_with_retry_after_then_recovers_
     finally:
         live_stack.postgres.start()
     # Back without restarting the app: the same gunicorn answers 200 within seconds.
-    assert wait_for(lambda: server.get("/?text=rose+gold+ring")[0] == 200, 20)
+    assert wait_until(lambda: server.get("/?text=rose+gold+ring")[0] == 200, 20)
     time.sleep(1.0)
     stop.set()
     for thread in threads:
