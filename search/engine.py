@@ -131,7 +131,7 @@ def versions_to_index() -> list[ModelVersion]:
     return [active, *others]
 
 
-def warm_up() -> str:
+def warm_up_for_indexing() -> str:
     """Load and run the models this process will index with, once, before the first
     task; returns a line for the worker log saying what it runs with."""
     import torch

@@ -7,7 +7,6 @@ words of the query found in the product's own text. Every result keeps its break
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -106,8 +105,3 @@ def predict_category(
         totals[category] = totals.get(category, 0.0) + float(weight)
     norm = sum(totals.values())
     return dict(sorted(((c, w / norm) for c, w in totals.items()), key=lambda item: -item[1]))
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.dot(a, b) / denominator) if denominator and not math.isnan(denominator) else 0.0

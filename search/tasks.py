@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from . import indexing
-from .engine import active_version, warm_up
+from .engine import active_version, warm_up_for_indexing
 from .models import ModelVersion
 from .signals import index_chunks, send_index_task
 
@@ -118,6 +118,6 @@ def load_model_once(**kwargs) -> None:
     """Load and warm the model in the process that runs tasks (the solo worker, or each
     prefork child, never the forking parent), and say what it runs with."""
     try:
-        logger.info("indexing worker ready: %s", warm_up())
+        logger.info("indexing worker ready: %s", warm_up_for_indexing())
     except Exception:
         logger.exception("could not warm the model up; the first task will load it")
