@@ -301,7 +301,8 @@ def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) 
         parts.append(f"{max(0.0, b['similarity']) * 100:.0f}% similar")
     else:
         parts.append(f"matches your words ({max(0.0, b['similarity']) * 100:.0f}%)")
-    if b.get("category", 0) > 0:
+    # Name the category only when the query is more likely than not to be one.
+    if b.get("category", 0) >= 0.5 * settings.SEARCH_RANKING_WEIGHTS["category"] > 0:
         parts.append(f"a {product.category.name.lower()}")
     if b.get("metal", 0) > 0:
         parts.append(product.get_metal_display().lower())
