@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
+from .uploads import FORMAT_EXTENSIONS
 
 TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
@@ -116,7 +117,7 @@ class Product(DirtyTracking):
 def product_image_path(instance: ProductImage, filename: str) -> str:
     """Random, content-derived names: never the uploader's file name, never guessable."""
     digest = instance.content_hash or secrets.token_hex(32)
-    extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}.get(instance.format, "jpg")
+    extension = FORMAT_EXTENSIONS.get(instance.format, "jpg")
     return f"products/{digest[:2]}/{digest}.{extension}"
 
 

@@ -36,6 +36,10 @@ except ImportError:  # pragma: no cover - declared dependency
     pillow_heif = None
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
+# How an accepted format is stored and served: the one home of both facts.
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}
+EXTENSION_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
+                           "heic": "image/heic"}
 # Pillow names a JPEG with a multi-picture index (phones' portrait/HDR shots) "MPO".
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 # A camera's EXIF block fits one JPEG APP1 segment (64 KiB); anything larger is made up.
@@ -95,7 +99,11 @@ class CheckedImage:
 
     @property
     def extension(self) -> str:
-        return {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}[self.format]
+        return FORMAT_EXTENSIONS[self.format]
+
+    @property
+    def content_type(self) -> str:
+        return EXTENSION_CONTENT_TYPES[self.extension]
 
 
 def apply_pixel_limit() -> None:

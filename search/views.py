@@ -59,7 +59,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     photo = None
     if data.get("image_ref"):
-        photo = cache.get(_photo_key(data["image_ref"]))
+        cached = cache.get(_photo_key(data["image_ref"]))
+        photo = cached[0] if cached else None
         if photo is None:
             context["error"] = "Your photo has expired from our short-term memory: please upload it again."
             return _render(request, context, status=410)
@@ -106,7 +107,8 @@ def _upload_photo(request: HttpRequest) -> HttpResponse:
     except UploadError as exc:
         context["error"] = exc.message
         return _render(request, context, status=exc.status)
-    cache.set(_photo_key(checked.sha256), checked.data, QUERY_PHOTO_SECONDS)
+    # The content type travels with the bytes: showing the photo never decodes it again.
+    cache.set(_photo_key(checked.sha256), (checked.data, checked.content_type), QUERY_PHOTO_SECONDS)
     data = form.cleaned_data if form.is_valid() else {}
     return redirect(_search_url({**data, "image_ref": checked.sha256}))
 
@@ -119,12 +121,10 @@ def _search_url(data: dict) -> str:
 @require_GET
 def query_photo(request: HttpRequest, ref: str) -> HttpResponse:
     """The shopper's own photo, shown above their results."""
-    data = cache.get(_photo_key(ref))
-    if data is None:
+    cached = cache.get(_photo_key(ref))
+    if not cached:
         raise Http404("photo expired")
-    checked = check_image_upload(data)
-    content_type = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
-                    "HEIF": "image/heif"}[checked.format]
+    data, content_type = cached
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.static import serve
 
+from catalog.uploads import EXTENSION_CONTENT_TYPES
+
 # Inline <script>/<style> blocks (no src): their exact text is what a hash allows.
 _INLINE_BLOCK = re.compile(rb"<(script|style)(?![^>]*\bsrc=)[^>]*>(.*?)</\1>", re.S | re.I)
 
@@ -82,8 +84,7 @@ class RequestBodyLimitMiddleware:
         return self.get_response(request)
 
 
-PHOTO_CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
-                       ".heic": "image/heic"}
+PHOTO_CONTENT_TYPES = {f".{extension}": content_type for extension, content_type in EXTENSION_CONTENT_TYPES.items()}
 
 
 def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
