@@ -132,10 +132,9 @@ def sync_product_images(product: Product, photos: list[CheckedImage]) -> bool:
     return changed
 
 
-def mark_products_for_reembedding(product_ids: Iterable[int]) -> int:
-    """Flag products and their photos dirty; the indexer picks them up after commit."""
-    from search.signals import enqueue_after_commit
-
+def flag_for_reembedding(product_ids: Iterable[int]) -> tuple[int, list[int]]:
+    """Flag products and all their photos dirty, so a crash or a lost task leaves them for
+    the sweep. Returns (products flagged, their photo ids); sending work is the caller's."""
     ids = list(product_ids)
     now = timezone.now()
     with transaction.atomic():
@@ -146,5 +145,15 @@ def mark_products_for_reembedding(product_ids: Iterable[int]) -> int:
         ProductImage.objects.filter(pk__in=image_ids).update(
             embedding_dirty=True, embedding_marked_at=now, embedding_error=""
         )
+    return count, image_ids
+
+
+def mark_products_for_reembedding(product_ids: Iterable[int]) -> int:
+    """Flag products and their photos dirty; the indexer picks them up after commit."""
+    from search.signals import enqueue_after_commit
+
+    ids = list(product_ids)
+    with transaction.atomic():
+        count, image_ids = flag_for_reembedding(ids)
         enqueue_after_commit(product_ids=ids, image_ids=image_ids)
     return count

@@ -6,10 +6,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
-from django.utils import timezone
 from tqdm import tqdm
 
 from catalog.models import Category, Product, ProductImage
+from catalog.services import flag_for_reembedding
 from search import indexing
 from search.engine import active_version
 from search.signals import IndexBatch, index_chunks
@@ -41,11 +41,7 @@ class Command(BaseCommand):
             )
         else:
             product_ids = sorted(products.values_list("pk", flat=True))
-            image_ids = sorted(ProductImage.objects.filter(product_id__in=product_ids).values_list("pk", flat=True))
-            # Marked first: a crash or a lost task leaves them for the sweep, not forgotten.
-            now = timezone.now()
-            Product.objects.filter(pk__in=product_ids).update(embedding_dirty=True, embedding_marked_at=now, embedding_error="")
-            ProductImage.objects.filter(pk__in=image_ids).update(embedding_dirty=True, embedding_marked_at=now, embedding_error="")
+            image_ids = sorted(flag_for_reembedding(product_ids)[1])
         self.stdout.write(f"{len(product_ids)} products, {len(image_ids)} photos to embed with {version.version}")
         if not product_ids:
             return
