@@ -1,7 +1,8 @@
 """Attention fusion: one search vector from whatever modalities a product or query has.
 
 Every available modality is a token: each photo's backbone features (a product may have
-several photos), the text features, and optional extra tokens. Tokens are projected to a
+several photos), the BERT text features, and the text's lexical features (``ml.lexical``:
+hashed words, present when the config has ``text.lexical``). Tokens are projected to a
 common width and tagged with a learned modality embedding. A learned fusion query token
 attends over them with multi-head scaled dot-product attention (learned W_Q, W_K, W_V);
 a key-padding mask removes missing photos/modalities, whose inputs are also zeroed so
@@ -19,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ml.lexical import lexical_dim
+
 __all__ = ["AttentionFusion", "build_fusion"]
 
-IMAGE, TEXT = 0, 1
+IMAGE, TEXT, LEXICAL = 0, 1, 2
 
 
 class AttentionFusion(nn.Module):
@@ -37,11 +40,15 @@ class AttentionFusion(nn.Module):
         mlp_ratio: float = 0.0,
         image_dropout: float = 0.0,
         text_dropout: float = 0.0,
+        lexical_dim: int = 0,
+        frozen: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"fusion width {width} is not divisible by {heads} heads")
         self.width, self.heads, self.dim = width, heads, dim
+        # Text features arrive as one row: [BERT features | lexical features].
+        self.text_feature_dim, self.lexical_dim = text_feature_dim, lexical_dim
         # Dropout on the raw backbone features regularises training on a small catalogue.
         self.image_in = nn.Sequential(
             nn.LayerNorm(image_feature_dim), nn.Dropout(image_dropout), nn.Linear(image_feature_dim, width)
@@ -49,7 +56,12 @@ class AttentionFusion(nn.Module):
         self.text_in = nn.Sequential(
             nn.LayerNorm(text_feature_dim), nn.Dropout(text_dropout), nn.Linear(text_feature_dim, width)
         )
-        self.modality_embedding = nn.Parameter(torch.zeros(2, width))
+        self.lexical_in = (
+            nn.Sequential(nn.LayerNorm(lexical_dim), nn.Dropout(text_dropout), nn.Linear(lexical_dim, width))
+            if lexical_dim
+            else None
+        )
+        self.modality_embedding = nn.Parameter(torch.zeros(3 if lexical_dim else 2, width))
         self.fusion_query = nn.Parameter(torch.randn(width) * 0.02)
         self.w_q = nn.Linear(width, width)
         self.w_k = nn.Linear(width, width)
@@ -66,6 +78,14 @@ class AttentionFusion(nn.Module):
         self.out_norm = nn.LayerNorm(width)
         self.to_search = nn.Linear(width, dim)
         self._geometry_preserving_init()
+        # Layers named in the config's ``fusion.frozen`` keep this initialisation in training
+        # (the default model keeps its text projections and value/output path orthogonal:
+        # trained on one small catalogue's words they overfit, see ml/weights/MODEL_CARD.md).
+        self.frozen = tuple(frozen)
+        for name in self.frozen:
+            if not isinstance(getattr(self, name, None), nn.Module):
+                raise ValueError(f"cannot freeze {name!r}: the fusion has no such layer")
+            getattr(self, name).requires_grad_(False)
 
     def _geometry_preserving_init(self) -> None:
         """Orthogonal projections on the value path, zero biases.
@@ -74,7 +94,8 @@ class AttentionFusion(nn.Module):
         random projection of the backbone features, so fused search starts from the
         backbones' own similarity and training (on a small catalogue) only adds to it.
         """
-        for layer in (self.image_in[-1], self.text_in[-1], self.w_v, self.w_o, self.to_search):
+        inputs = [self.image_in[-1], self.text_in[-1]] + ([self.lexical_in[-1]] if self.lexical_in else [])
+        for layer in (*inputs, self.w_v, self.w_o, self.to_search):
             nn.init.orthogonal_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -88,7 +109,8 @@ class AttentionFusion(nn.Module):
         """Fuse a batch into (B, dim) unit vectors.
 
         image_features (B, K, Di) with image_mask (B, K) True where a photo is present;
-        text_features (B, Dt) with text_mask (B,) True where text is present. Either side
+        text_features (B, Dt [+ Dl lexical]) with text_mask (B,) True where text is present;
+        the lexical token is also masked where a text has no content words. Either side
         may be None (absent for the whole batch). Every row needs at least one token.
         """
         tokens, valid = [], []
@@ -102,8 +124,12 @@ class AttentionFusion(nn.Module):
             if text_mask is None:
                 text_mask = torch.ones(text_features.shape[0], dtype=torch.bool, device=text_features.device)
             clean = torch.where(text_mask.unsqueeze(-1), text_features, torch.zeros_like(text_features))
-            tokens.append((self.text_in(clean) + self.modality_embedding[TEXT]).unsqueeze(1))
+            dense, lexical = clean[:, : self.text_feature_dim], clean[:, self.text_feature_dim :]
+            tokens.append((self.text_in(dense) + self.modality_embedding[TEXT]).unsqueeze(1))
             valid.append(text_mask.unsqueeze(1))
+            if self.lexical_in is not None:
+                tokens.append((self.lexical_in(lexical) + self.modality_embedding[LEXICAL]).unsqueeze(1))
+                valid.append((text_mask & lexical.abs().sum(dim=-1).gt(0)).unsqueeze(1))
         if not tokens:
             raise ValueError("fusion needs image or text features")
         x = self.token_norm(torch.cat(tokens, dim=1))  # (B, T, W)
@@ -138,4 +164,6 @@ def build_fusion(config: Mapping) -> AttentionFusion:
         mlp_ratio=float(section.get("mlp_ratio", 0.0)),
         image_dropout=float(section.get("image_dropout", 0.0)),
         text_dropout=float(section.get("text_dropout", 0.0)),
+        lexical_dim=lexical_dim(config),
+        frozen=tuple(section.get("frozen", ())),
     )

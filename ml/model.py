@@ -36,6 +36,7 @@ from ml.encoders.image import ImageEncoder, build_image_encoder
 from ml.encoders.text import TextEncoder, build_text_encoder
 from ml.errors import ImageDecodeError, ModelLoadError
 from ml.fusion import AttentionFusion, build_fusion
+from ml.lexical import build_lexical, lexical_dim
 from ml.preprocess import to_tensor
 from ml.registry import ModelSpec, ResolvedWeights, model_spec, model_version
 
@@ -95,7 +96,9 @@ class SearchModel:
         self.config: Mapping = types.MappingProxyType(spec.config)
         self.dim: int = int(spec.config["fusion"]["dim"])
         self.image_feature_dim: int = int(spec.config["image"]["feature_dim"])
-        self.text_feature_dim: int = int(spec.config["text"]["feature_dim"])
+        # A text's raw features are one row: BERT features, then its lexical features.
+        self.lexical = build_lexical(spec.config)
+        self.text_feature_dim: int = int(spec.config["text"]["feature_dim"]) + lexical_dim(spec.config)
         self.spec = spec
         self.image_encoder = image_encoder.eval()
         self.text_encoder = text_encoder.eval()
@@ -116,12 +119,16 @@ class SearchModel:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def text_features(self, texts: Sequence[str], batch_size: int = TEXT_BATCH_SIZE) -> np.ndarray:
-        """(N, text_feature_dim) float32 raw mean-pooled text features."""
-        out = [np.zeros((0, self.text_feature_dim), dtype=np.float32)]
+        """(N, text_feature_dim) float32: mean-pooled BERT features [+ lexical features]."""
+        texts = [str(text) for text in texts]
+        out = [np.zeros((0, self.text_feature_dim - (self.lexical.dim if self.lexical else 0)), dtype=np.float32)]
         with torch.inference_mode():
-            for batch in _batches([str(text) for text in texts], batch_size):
+            for batch in _batches(texts, batch_size):
                 out.append(self.text_encoder.encode(batch).float().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+        dense = np.concatenate(out).astype(np.float32, copy=False)
+        if self.lexical is None:
+            return dense
+        return np.concatenate([dense, self.lexical(texts)], axis=1)
 
     # ------------------------------------------------------------ fused vectors
 
@@ -243,6 +250,7 @@ def save_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike, *, 
         "model": config["name"],
         "image_feature_dim": int(config["image"]["feature_dim"]),
         "text_feature_dim": int(config["text"]["feature_dim"]),
+        "lexical_dim": lexical_dim(config),
         "fusion": {k: v for k, v in config["fusion"].items() if k != "weights"},
         # float16 on disk keeps ml/weights small (a few MB); inference runs in float32.
         "state_dict": {

@@ -371,7 +371,9 @@ def search(query: SearchQuery) -> SearchResponse:
         )
         for pid, category, metal, gemstone, title, description in rows
     ]
-    signals = ranking.QuerySignals(tokens=ranking.tokens(query.text), **signal_kwargs)
+    signals = ranking.QuerySignals(
+        tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text, **signal_kwargs
+    )
     ranked = ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
     products = {
         p.pk: p for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])

@@ -17,13 +17,20 @@ from ml.data import giva
 from ml.data.giva import GivaProduct
 from ml.model import FusionInput, SearchModel
 from ml.training import features as F
-from ml.training.data import all_attribute_queries, attribute_key, description_query, split_products
+from ml.training.data import (
+    all_attribute_queries,
+    attribute_key,
+    attribute_queries_for,
+    description_query,
+    split_products,
+)
 from ml.training.metrics import cosine_scores, precision_at_k, average_precision_at_k, retrieval_metrics
 
 logger = logging.getLogger(__name__)
 
 EVAL_VIEW_SEED = 7919  # training uses the run seed (0 by default); never this one
 EVAL_TEXT_SEED = 7920
+EVAL_ATTRIBUTE_SEED = 7921  # which of its product's attribute phrasings a photo query adds
 EVAL_VIEWS = 5  # shopper views per held-out product
 
 # Targets from the issue, checked on the held-out gallery.
@@ -33,14 +40,15 @@ TARGET_TEXT_HELPS = 0.05  # image+text R@1 over image-only R@1
 __all__ = ["evaluate_model", "format_table", "EVAL_VIEW_SEED"]
 
 
-SERVED = "fused, as served: max over photo and product vectors"
-SERVED_IMAGE = f"{SERVED}, image-only"
-SERVED_TEXT = f"{SERVED}, text-only"
-SERVED_BOTH = f"{SERVED}, image+text"
+# How search scores a product (search/ranking.py `similarity`): a photo-only query by the best
+# of its cosine to the product's photo-only vectors and to the fused product vector; a query
+# with words by the product vector alone (a photo's own vector cannot see the words).
+SERVED_IMAGE = "fused image-only, as served: best of photo and product vector"
+MAX_WITH_PHOTOS = "fused image+text, max with photo vectors (the previous serving rule)"
 
 
 def _served(queries: np.ndarray, photo_vectors: np.ndarray, product_vectors: np.ndarray) -> np.ndarray:
-    """Served score: max(cos(q, photo-only vector), cos(q, product vector)), one photo per product."""
+    """max(cos(q, photo-only vector), cos(q, product vector)), one photo per product."""
     return np.maximum(queries @ photo_vectors.T, queries @ product_vectors.T)
 
 
@@ -70,6 +78,14 @@ def evaluate_model(
     text_rng = np.random.default_rng(EVAL_TEXT_SEED)
     query_texts = [description_query(p, text_rng) for p in val for _ in range(views)]
     query_text_feats = F.text_features(model, query_texts, kind="eval-texts", cache=cache)
+    # A photo plus what a shopper types about it without copying the description:
+    # one of the product's attribute phrasings ("rose gold ring with diamond").
+    attribute_rng = np.random.default_rng(EVAL_ATTRIBUTE_SEED)
+    photo_attribute_texts = []
+    for product in val:
+        phrasings = attribute_queries_for(attribute_key(product))
+        photo_attribute_texts += [phrasings[int(attribute_rng.integers(len(phrasings)))].text for _ in range(views)]
+    photo_attribute_feats = F.text_features(model, photo_attribute_texts, kind="eval-photo-attributes", cache=cache)
 
     flat_views = view_feats.reshape(-1, view_feats.shape[-1])
     owner = np.repeat(np.arange(len(val)), views)  # query -> position in val
@@ -82,6 +98,11 @@ def evaluate_model(
     fused_both = model.fuse(
         [FusionInput(image_features=v[None, :], text_features=t) for v, t in zip(flat_views, query_text_feats)]
     )
+    fused_image_attribute = model.fuse(
+        [FusionInput(image_features=v[None, :], text_features=t) for v, t in zip(flat_views, photo_attribute_feats)]
+    )
+    lexical = model.lexical.dim if model.lexical else 0
+    bert = slice(0, model.text_feature_dim - lexical)  # the raw text baseline is BERT alone
 
     results: dict = {
         "model": model.version,
@@ -94,13 +115,24 @@ def evaluate_model(
         relevant = rows[None, :] == target[:, None]
         table = {
             "raw backbone image (baseline)": retrieval_metrics(cosine_scores(flat_views, photo[rows]), relevant),
-            "raw text encoder (baseline)": retrieval_metrics(cosine_scores(query_text_feats, product_text[rows]), relevant),
+            "raw text encoder (baseline)": retrieval_metrics(
+                cosine_scores(query_text_feats[:, bert], product_text[rows, bert]), relevant
+            ),
+        }
+        if lexical:
+            # Reference, not a baseline: how much of the text signal is the words themselves.
+            table["lexical features alone (reference)"] = retrieval_metrics(
+                cosine_scores(query_text_feats[:, -lexical:], product_text[rows, -lexical:]), relevant
+            )
+        table |= {
             "fused image-only": retrieval_metrics(fused_image @ fused_all[rows].T, relevant),
+            SERVED_IMAGE: retrieval_metrics(_served(fused_image, fused_photo[rows], fused_all[rows]), relevant),
             "fused text-only": retrieval_metrics(fused_text @ fused_all[rows].T, relevant),
             "fused image+text": retrieval_metrics(fused_both @ fused_all[rows].T, relevant),
-            SERVED_IMAGE: retrieval_metrics(_served(fused_image, fused_photo[rows], fused_all[rows]), relevant),
-            SERVED_TEXT: retrieval_metrics(_served(fused_text, fused_photo[rows], fused_all[rows]), relevant),
-            SERVED_BOTH: retrieval_metrics(_served(fused_both, fused_photo[rows], fused_all[rows]), relevant),
+            MAX_WITH_PHOTOS: retrieval_metrics(_served(fused_both, fused_photo[rows], fused_all[rows]), relevant),
+            "fused image + attribute text (not a target)": retrieval_metrics(
+                fused_image_attribute @ fused_all[rows].T, relevant
+            ),
         }
         results["galleries"][gallery] = {"size": int(len(rows)), "retrieval": table}
 
@@ -111,7 +143,7 @@ def evaluate_model(
         raw_q = F.text_features(model, [q.text for q in queries], kind="eval-attribute", cache=cache)
         fused_q = model.fuse([FusionInput(text_features=row) for row in raw_q])
         attr_scores = {
-            "raw text encoder (baseline)": cosine_scores(raw_q, product_text[rows]),
+            "raw text encoder (baseline)": cosine_scores(raw_q[:, bert], product_text[rows, bert]),
             "fused text-only": fused_q @ fused_all[rows].T,
         }
         results["galleries"][gallery]["attribute_queries"] = {
@@ -143,8 +175,8 @@ def evaluate_model(
             "met": r1[SERVED_IMAGE] - r1["raw backbone image (baseline)"] >= TARGET_IMAGE_GAIN,
         },
         "as served: image+text R@1 >= image-only R@1 + 5 points": {
-            "value": r1[SERVED_BOTH] - r1[SERVED_IMAGE],
-            "met": r1[SERVED_BOTH] - r1[SERVED_IMAGE] >= TARGET_TEXT_HELPS,
+            "value": r1["fused image+text"] - r1[SERVED_IMAGE],
+            "met": r1["fused image+text"] - r1[SERVED_IMAGE] >= TARGET_TEXT_HELPS,
         },
         "attribute P@10 fused > raw text encoder": {
             "value": attr["fused text-only"]["P@10"] - attr["raw text encoder (baseline)"]["P@10"],

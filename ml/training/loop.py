@@ -216,7 +216,9 @@ def train_fusion(
     generator = torch.Generator().manual_seed(settings.seed)
     temperature = LearnedTemperature(settings.temperature)
     temperature.log_scale.requires_grad_(settings.learn_temperature)
-    parameters = list(fusion.parameters()) + ([temperature.log_scale] if settings.learn_temperature else [])
+    # Layers the config freezes keep their initialisation (``fusion.frozen``).
+    trainable = [p for p in fusion.parameters() if p.requires_grad]
+    parameters = trainable + ([temperature.log_scale] if settings.learn_temperature else [])
     decay = [p for p in parameters if p.ndim >= 2]
     no_decay = [p for p in parameters if p.ndim < 2]
     optimiser = torch.optim.AdamW(

@@ -13,7 +13,7 @@ def test_default_model_loads_packaged_weights_and_committed_fusion_checkpoint():
     assert (WEIGHTS_DIR / f"{DEFAULT_MODEL}.fusion.pt").is_file()
     model = load_model()
     assert model.name == DEFAULT_MODEL and model.version.startswith(f"{DEFAULT_MODEL}@")
-    assert (model.image_feature_dim, model.text_feature_dim, model.dim) == (1280, 384, 512)
+    assert (model.image_feature_dim, model.text_feature_dim, model.dim) == (1280, 384 + 512, 512)
     photo = Image.new("RGB", (300, 200), "white")
     photo.paste((212, 175, 55), (100, 50, 200, 150))
     query = model.encode_query(image=photo, text="yellow gold ring with diamond")

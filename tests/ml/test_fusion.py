@@ -75,3 +75,36 @@ def test_mixed_batch_equals_items_fused_one_by_one(tiny_model):
     together = tiny_model.fuse(items)
     alone = np.concatenate([tiny_model.fuse([item]) for item in items])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def _lexical_fusion() -> AttentionFusion:
+    torch.manual_seed(0)
+    return AttentionFusion(12, 8, width=16, heads=4, dim=32, dropout=0.0, lexical_dim=6).eval()
+
+
+def test_lexical_token_of_a_text_without_content_words_is_masked():
+    fusion = _lexical_fusion()
+    dense = torch.randn(2, 8)
+    with_words = torch.cat([dense, torch.randn(2, 6)], dim=1)
+    without_words = torch.cat([dense, torch.zeros(2, 6)], dim=1)
+    with torch.no_grad():
+        empty = fusion(None, None, without_words, None)
+        full = fusion(None, None, with_words, None)
+    assert not torch.allclose(empty, full)
+    # A zero lexical part must not change the vector whatever the lexical weights are.
+    with torch.no_grad():
+        fusion.lexical_in[-1].weight.mul_(100.0)
+        torch.testing.assert_close(fusion(None, None, without_words, None), empty)
+
+
+def test_lexical_features_are_split_from_the_text_row():
+    fusion = _lexical_fusion()
+    text = torch.randn(3, 14)
+    with torch.no_grad():
+        before = fusion(None, None, text, None)
+        fusion.text_in[-1].weight.zero_()  # the first 8 columns feed the BERT token only
+        changed = fusion(None, None, text, None)
+    assert not torch.allclose(before, changed)
+    with torch.no_grad():
+        text[:, :8] = 0.0
+        torch.testing.assert_close(fusion(None, None, text, None), changed)

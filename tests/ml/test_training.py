@@ -127,3 +127,24 @@ def test_training_lowers_the_loss_on_a_tiny_synthetic_set():
     losses = [row["loss"] for row in report["history"]]
     assert losses[-1] < 0.7 * losses[0]
     assert not model.fusion.training  # back in eval mode for inference
+
+
+def test_training_keeps_the_layers_the_config_freezes_and_moves_the_rest():
+    from ml.fusion import AttentionFusion
+
+    torch.manual_seed(0)
+    fusion = AttentionFusion(12, 8, width=16, heads=4, dim=32, lexical_dim=6, frozen=("text_in", "lexical_in", "w_v"))
+    assert not any(p.requires_grad for p in fusion.text_in.parameters())
+    before = {name: value.clone() for name, value in fusion.state_dict().items()}
+    model = type("Shapes", (), {"image_feature_dim": 12, "text_feature_dim": 14})()
+    settings = TrainSettings(epochs=5, batch_size=12, lr=3e-3, warmup_steps=1, seed=1)
+    train_fusion(fusion, _synthetic_data(model), settings, progress=False)
+    after = fusion.state_dict()
+    for name in before:
+        unchanged = torch.equal(before[name], after[name])
+        if name.startswith(("text_in.", "lexical_in.", "w_v.")):
+            assert unchanged, name
+        elif name.endswith("weight") and name.startswith(("image_in.2", "w_q", "w_k")):
+            assert not unchanged, name
+    with pytest.raises(ValueError, match="no such layer"):
+        AttentionFusion(12, 8, width=16, heads=4, dim=32, frozen=("lexical_in",))

@@ -12,6 +12,18 @@ def test_similarity_is_the_best_of_photo_and_product_match():
     assert result.breakdown["similarity"] == 0.9
 
 
+def test_a_query_with_words_is_scored_by_the_product_vector_not_a_photo():
+    photo_closer = candidate(1, image=0.9, product=0.6)
+    words_closer = candidate(2, image=0.7, product=0.8)
+    with_text = rank([photo_closer, words_closer], QuerySignals(photo_only=False), WEIGHTS, 2)
+    assert [(r.product_id, r.breakdown["similarity"]) for r in with_text] == [(2, 0.8), (1, 0.6)]
+    photo_only = rank([photo_closer, words_closer], QuerySignals(photo_only=True), WEIGHTS, 2)
+    assert [r.product_id for r in photo_only] == [1, 2]
+    # A product not embedded yet (no product vector) still ranks by its photo.
+    [lone] = rank([candidate(3, image=0.5)], QuerySignals(photo_only=False), WEIGHTS, 1)
+    assert lone.breakdown["similarity"] == 0.5
+
+
 def test_boosts_reorder_near_ties_but_not_clear_winners():
     signals = QuerySignals(metal="rose_gold", gemstone="sapphire", tokens=tokens("rose gold sapphire"))
     near_tie = rank([candidate(1, image=0.80), candidate(2, image=0.79, metal="rose_gold", gemstone="sapphire",

@@ -94,7 +94,7 @@ def test_upgrade_with_weights_that_do_not_exist_is_a_clear_error(version):
 
 @pytest.mark.django_db
 def test_a_version_with_other_backbones_stores_features_of_another_width_in_the_same_tables(version):
-    """effnet-lite2 (1280-d) + MiniLM (384-d) next to tiny-test (16-d): raw feature columns
+    """effnet-lite2 (1280-d) + MiniLM (384-d) + hashed words (512-d) next to tiny-test (16-d): raw feature columns
     take any width; the shared search dimension stays 512."""
     products = indexed_catalog(2)
     call_command("model_upgrade", "effnet-lite2-minilm", "--fusion-weights", "random:0", "--sync", verbosity=0)
@@ -102,7 +102,7 @@ def test_a_version_with_other_backbones_stores_features_of_another_width_in_the_
     assert new.model_name == "effnet-lite2-minilm"
     image = ImageEmbedding.objects.get(image__product=products[0], model_version=new)
     product = ProductEmbedding.objects.get(product=products[0], model_version=new)
-    assert (len(image.features), len(product.text_features), len(product.embedding)) == (1280, 384, 512)
+    assert (len(image.features), len(product.text_features), len(product.embedding)) == (1280, 384 + 512, 512)
     assert len(ImageEmbedding.objects.get(image__product=products[0], model_version=version).features) == 16
     assert search(SearchQuery(image=make_photo(301), k=2)).results[0].product == products[1]
 
