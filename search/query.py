@@ -1,7 +1,8 @@
 """One query -> ranked products: encode, retrieve from HNSW (with filters), group, re-rank.
 
 Retrieval reads two partial HNSW indexes of the active model version: photos (a product
-with six photos is scored by its best one) and fused products (photos + text). Filters
+with six photos is scored by its best one) and fused products (photos + text); a query with
+words is then scored by the product vector alone (`ranking.similarity`). Filters
 never silently shorten a result list: pgvector >= 0.8 keeps scanning the graph
 (`hnsw.iterative_scan`); on older pgvector we over-fetch in proportion to the filter's
 selectivity and fall back to an exact scan of the filtered subset when it is small or

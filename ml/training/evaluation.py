@@ -91,7 +91,8 @@ def evaluate_model(
     owner = np.repeat(np.arange(len(val)), views)  # query -> position in val
     fused_all = _fuse_products(model, photo, product_text)
     # As served (search/indexing.py + search/query.py): every catalog photo also has its own
-    # photo-only fused vector, and a query scores a product by the max of the two cosines.
+    # photo-only fused vector, and a photo-only query scores a product by the max of the two
+    # cosines; a query with words by the product vector alone.
     fused_photo = model.fuse([FusionInput(image_features=row[None, :]) for row in photo])
     fused_image = model.fuse([FusionInput(image_features=row[None, :]) for row in flat_views])
     fused_text = model.fuse([FusionInput(text_features=row) for row in query_text_feats])
