@@ -261,6 +261,16 @@ class ModelSpec:
         """Hash of what the raw features depend on (backbones + preprocessing, not fusion)."""
         return self._digest(("image", "text"), "preprocess")
 
+    @property
+    def image_fingerprint(self) -> str:
+        """What raw image features depend on: the image backbone and preprocessing only."""
+        return self._digest(("image",), "preprocess")
+
+    @property
+    def text_fingerprint(self) -> str:
+        """What raw text features depend on: the text encoder and the lexical features."""
+        return self._digest(("text",))
+
     def _digest(self, parts: tuple[str, ...], *extra_sections: str) -> str:
         architecture = {
             part: {k: v for k, v in self.config[part].items() if k not in ("weights", "description")}

@@ -2,8 +2,9 @@
 
 Training only updates the fusion, so every photo, shopper view and text goes through
 the backbones once; later runs (other seeds, more steps, evaluation) read the cache in
-``.cache/ml/features`` (git-ignored). The cache key holds the backbone fingerprint
-(weights + preprocessing), the augmentation version, the seed and the inputs.
+``.cache/ml/features`` (git-ignored). The cache key holds the fingerprint of the side that
+made the features (image: backbone weights, config and preprocessing; text: encoder weights
+and config, lexical features included), the augmentation version, the seed and the inputs.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ __all__ = ["catalog_features", "view_features", "text_features", "product_photo"
 
 
 def _cached(model: SearchModel, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True) -> np.ndarray:
-    payload = json.dumps({"backbones": model.spec.backbone_fingerprint, **parts}, sort_keys=True)
+    # Keyed by the side that made the features, so a text-side change (say, the lexical
+    # width) keeps the cached shopper views, which take minutes to recompute.
+    side = "image" if parts.get("kind") in ("photos", "views") else "text"
+    fingerprint = model.spec.image_fingerprint if side == "image" else model.spec.text_fingerprint
+    payload = json.dumps({side: fingerprint, **parts}, sort_keys=True)
     key = hashlib.sha256(payload.encode()).hexdigest()[:20]
     path = FEATURE_CACHE_DIR / f"{model.name}-{parts.get('kind', 'x')}-{key}.npy"
     if cache and path.is_file():

@@ -77,3 +77,21 @@ def test_checkpoint_of_another_shape_raises_model_load_error(tiny_model, tmp_pat
 
     with pytest.raises(ModelLoadError, match="does not fit"):
         load_fusion_checkpoint(AttentionFusion(16, 16, width=32, heads=2, dim=512), path)
+
+
+def test_a_text_side_change_keeps_the_image_fingerprint_of_cached_views():
+    import copy
+    import dataclasses
+
+    from ml.registry import model_spec
+
+    spec = model_spec("tiny-test")
+    config = copy.deepcopy(spec.config)
+    config["text"]["lexical"] = {"dim": 64}
+    wider = dataclasses.replace(spec, config=config)
+    assert wider.image_fingerprint == spec.image_fingerprint
+    assert wider.text_fingerprint != spec.text_fingerprint
+    assert wider.version != spec.version
+    config = copy.deepcopy(spec.config)
+    config["preprocess"]["crop"] = 28
+    assert dataclasses.replace(spec, config=config).image_fingerprint != spec.image_fingerprint
