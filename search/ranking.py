@@ -71,7 +71,7 @@ def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
     A query with text (or a product, for "more like this"): the fused product vector, since
     a photo's own vector cannot see the words (``ml.training.evaluation`` measures both
     rules: on held-out products, taking the max with photo vectors costs image+text queries
-    about 3 points of Recall@1).
+    1.3 points of Recall@1, 97.1 -> 95.8).
     """
     if not photo_only and features.product_similarity is not None:
         return features.product_similarity

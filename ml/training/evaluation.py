@@ -52,7 +52,8 @@ def _served(queries: np.ndarray, photo_vectors: np.ndarray, product_vectors: np.
     return np.maximum(queries @ photo_vectors.T, queries @ product_vectors.T)
 
 
-def _fuse_products(model: SearchModel, photo: np.ndarray, text: np.ndarray) -> np.ndarray:
+def _fuse_pairs(model: SearchModel, photo: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Fuse row i of ``photo`` (one photo) with row i of ``text``: products or photo + text queries."""
     return model.fuse([FusionInput(photo[i][None, :], text[i]) for i in range(len(photo))])
 
 
@@ -89,21 +90,17 @@ def evaluate_model(
 
     flat_views = view_feats.reshape(-1, view_feats.shape[-1])
     owner = np.repeat(np.arange(len(val)), views)  # query -> position in val
-    fused_all = _fuse_products(model, photo, product_text)
+    fused_all = _fuse_pairs(model, photo, product_text)
     # As served (search/indexing.py + search/query.py): every catalog photo also has its own
     # photo-only fused vector, and a photo-only query scores a product by the max of the two
     # cosines; a query with words by the product vector alone.
     fused_photo = model.fuse([FusionInput(image_features=row[None, :]) for row in photo])
     fused_image = model.fuse([FusionInput(image_features=row[None, :]) for row in flat_views])
     fused_text = model.fuse([FusionInput(text_features=row) for row in query_text_feats])
-    fused_both = model.fuse(
-        [FusionInput(image_features=v[None, :], text_features=t) for v, t in zip(flat_views, query_text_feats)]
-    )
-    fused_image_attribute = model.fuse(
-        [FusionInput(image_features=v[None, :], text_features=t) for v, t in zip(flat_views, photo_attribute_feats)]
-    )
-    lexical = model.lexical.dim if model.lexical else 0
-    bert = slice(0, model.text_feature_dim - lexical)  # the raw text baseline is BERT alone
+    fused_both = _fuse_pairs(model, flat_views, query_text_feats)
+    fused_image_attribute = _fuse_pairs(model, flat_views, photo_attribute_feats)
+    bert = slice(0, model.bert_feature_dim)  # the raw text baseline is BERT alone
+    lexical = slice(model.bert_feature_dim, None)
 
     results: dict = {
         "model": model.version,
@@ -120,10 +117,10 @@ def evaluate_model(
                 cosine_scores(query_text_feats[:, bert], product_text[rows, bert]), relevant
             ),
         }
-        if lexical:
+        if model.lexical:
             # Reference, not a baseline: how much of the text signal is the words themselves.
             table["lexical features alone (reference)"] = retrieval_metrics(
-                cosine_scores(query_text_feats[:, -lexical:], product_text[rows, -lexical:]), relevant
+                cosine_scores(query_text_feats[:, lexical], product_text[rows, lexical]), relevant
             )
         table |= {
             "fused image-only": retrieval_metrics(fused_image @ fused_all[rows].T, relevant),

@@ -35,12 +35,12 @@ VIEW_BATCH_SIZE = 32
 __all__ = ["catalog_features", "view_features", "text_features", "product_photo", "view_rng"]
 
 
-def _cached(model: SearchModel, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True) -> np.ndarray:
-    # Keyed by the side that made the features, so a text-side change (say, the lexical
-    # width) keeps the cached shopper views, which take minutes to recompute.
-    side = "image" if parts.get("kind") in ("photos", "views") else "text"
-    fingerprint = model.spec.image_fingerprint if side == "image" else model.spec.text_fingerprint
-    payload = json.dumps({side: fingerprint, **parts}, sort_keys=True)
+def _cached(
+    model: SearchModel, fingerprint: str, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True
+) -> np.ndarray:
+    # ``fingerprint``: of the side that made the features, so a text-side change (say, the
+    # lexical width) keeps the cached shopper views, which take minutes to recompute.
+    payload = json.dumps({"fingerprint": fingerprint, **parts}, sort_keys=True)
     key = hashlib.sha256(payload.encode()).hexdigest()[:20]
     path = FEATURE_CACHE_DIR / f"{model.name}-{parts.get('kind', 'x')}-{key}.npy"
     if cache and path.is_file():
@@ -79,8 +79,11 @@ def catalog_features(model: SearchModel, products: Sequence[GivaProduct], cache:
         return model.text_features([giva.product_search_text(product) for product in products])
 
     return (
-        _cached(model, {"kind": "photos", "skus": skus}, photos, cache),
-        _cached(model, {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]}, texts, cache),
+        _cached(model, model.spec.image_fingerprint, {"kind": "photos", "skus": skus}, photos, cache),
+        _cached(
+            model, model.spec.text_fingerprint,
+            {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]}, texts, cache,
+        ),
     )
 
 
@@ -111,13 +114,13 @@ def view_features(
         return out
 
     parts = {"kind": "views", "skus": [p.sku for p in products], "views": views, "seed": seed, "augment": AUGMENT_VERSION}
-    return _cached(model, parts, compute, cache)
+    return _cached(model, model.spec.image_fingerprint, parts, compute, cache)
 
 
 def text_features(model: SearchModel, texts: Sequence[str], kind: str = "texts", cache: bool = True) -> np.ndarray:
     """(N, Dt) features of arbitrary texts (queries), cached by their content."""
     texts = list(texts)
-    return _cached(model, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache)
+    return _cached(model, model.spec.text_fingerprint, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache)
 
 
 def save_view_examples(products: Sequence[GivaProduct], seed: int, path: Path, per_product: int = 4) -> None:
