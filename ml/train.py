@@ -1,6 +1,6 @@
 """Train the fusion of a model config on frozen backbone features of the giva products.
 
-    python -m ml.train --config effnet-lite2-minilm [--epochs 300] [--seed 0]
+    python -m ml.train --config effnet-lite2-minilm [--epochs 300] [--seed 0] [--view-seed 0]
 
 Writes ``ml/weights/<config>.fusion.pt`` (fusion weights only), ``<config>.split.json``,
 ``<config>.metrics.json`` and ``MODEL_CARD.md``. Backbone features are cached in
@@ -47,9 +47,10 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
 
     photo, product_text = F.catalog_features(base, products)
     # Views come in cached chunks with their own seeds, so raising --views reuses the cache.
+    view_seed = settings.seed if settings.view_seed is None else settings.view_seed
     chunks = range(-(-settings.train_views // VIEW_CHUNK))
     views = np.concatenate(
-        [F.view_features(base, train, VIEW_CHUNK, settings.seed * 1000 + chunk) for chunk in chunks], axis=1
+        [F.view_features(base, train, VIEW_CHUNK, view_seed * 1000 + chunk) for chunk in chunks], axis=1
     )[:, : settings.train_views]
     spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
     span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=DEFAULT_MODEL)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--view-seed", type=int, default=None, help="seed of the shopper views (default: --seed)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--views", type=int, default=defaults.train_views, help="shopper views per training product")
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = TrainSettings(
-        config=args.config, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+        config=args.config, epochs=args.epochs, seed=args.seed, view_seed=args.view_seed, batch_size=args.batch_size,
         lr=args.lr, train_views=args.views,
     )
     result = run(settings, args.output_dir, threads=args.threads)

@@ -46,6 +46,9 @@ class TrainSettings:
     config: str = "effnet-lite2-minilm"
     seed: int = 0
     split_seed: int = 0
+    # Seed of the cached shopper views; None: the run seed. Fixing it while changing ``seed``
+    # measures the spread of training alone on the same views (the model card's seed rows).
+    view_seed: int | None = None
     val_fraction: float = 0.2
     train_views: int = 32  # shopper views cached per training product
     text_spans: int = 8  # "how it looks" text queries per training product

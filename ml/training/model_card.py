@@ -181,7 +181,11 @@ their orthogonal initialisation keeps the random-projection geometry that makes 
 similarity survive, and leaves the image projection and the attention (which mixes the
 modalities) to training. One run each, seed 0 unless stated (a seed changes the init, the
 sampling and the training texts; the cached views are the same); "as served" = best of photo and
-product vector for a photo-only query:
+product vector for a photo-only query. Each row was trained in memory with this training and
+evaluation code on the cached features, as a change of the `fusion` config (`frozen`, `width`,
+`heads`, `text_dropout`, `image_dropout`) or of a `TrainSettings` field (`query_weights`,
+`product_text_drop`, `epochs`), except "keys start at zero" and "two-layer image projection",
+one-off code changes that were not kept:
 
 | change | image-only | image-only, as served | image+text | text-only | image + attribute text |
 |---|---:|---:|---:|---:|---:|
@@ -209,7 +213,8 @@ product vector for a photo-only query:
 | F3 (width 384), seed 1 | 91.7 | 90.8 | 97.1 | 84.6 | 95.0 |
 | F3 (width 384), seed 2 | 91.7 | 91.2 | 95.8 | 81.7 | 94.2 |
 
-Seeds 0-2 of the checkpoint's settings: image-only 90.0-92.1, as served 91.2-91.7, image+text
+Seeds 0-2 of the checkpoint's settings (`python -m ml.train --seed N --view-seed 0 --output-dir DIR`,
+which writes DIR/effnet-lite2-minilm.metrics.json): image-only 90.0-92.1, as served 91.2-91.7, image+text
 97.1-97.5, text-only 86.7-89.6. As served, both targets are met on all three seeds; on the
 product vectors alone, image-only misses +10 on seed 2 and image+text is exactly +5.0 on seeds
 0 and 1. Training W_V too (the issue's literal "learned W_V") gives the best image+text (98.3)
