@@ -31,8 +31,9 @@ logger = logging.getLogger("benchmarks")
 
 def setup_logging() -> None:
     # The root logger stays at WARNING: onnxruntime's quantizer logs every tensor at INFO.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("benchmarks").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
     for noisy in ("ml", "search", "catalog", "django", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -41,14 +42,16 @@ def setup_logging() -> None:
 def bench_env() -> dict[str, str]:
     """Environment of a benchmark process or server: the bench database and Redis db 5."""
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": BENCH_DATABASE_URL,
-        "REDIS_URL": BENCH_REDIS_URL,
-        "CELERY_BROKER_URL": BENCH_REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "shop_search.settings.base",
-        "DEBUG": "0",
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "DATABASE_URL": BENCH_DATABASE_URL,
+            "REDIS_URL": BENCH_REDIS_URL,
+            "CELERY_BROKER_URL": BENCH_REDIS_URL,
+            "DJANGO_SETTINGS_MODULE": "shop_search.settings.base",
+            "DEBUG": "0",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 

@@ -91,12 +91,16 @@ def draft_decode_check(raw: list[bytes], config, encoder) -> dict:
     a = _run(encoder, to_tensor(full, config))
     b = _run(encoder, to_tensor(drafted, config))
     cos = _cosines(a, b)
-    return {"decode_full_ms": round(full_ms, 2), "decode_draft_ms": round(draft_ms, 2),
-            "draft_min_cosine": round(float(cos.min()), 5)}
+    return {
+        "decode_full_ms": round(full_ms, 2),
+        "decode_draft_ms": round(draft_ms, 2),
+        "draft_min_cosine": round(float(cos.min()), 5),
+    }
 
 
-def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, full: bool, quick: bool,
-                   workdir: Path) -> dict:
+def build_backends(
+    model, pixels: torch.Tensor, calibration: torch.Tensor, *, full: bool, quick: bool, workdir: Path
+) -> dict:
     """name -> (callable on a pixel batch, note). Failing backends are reported, not fatal."""
     from ml import accel
     from ml.registry import weights_hash
@@ -113,7 +117,7 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
         logging.disable(logging.WARNING)  # onnxruntime's quantizer logs every tensor on the root logger
         try:
             backends[name] = (build(), f"{note} (built in {time.perf_counter() - started:.1f}s)")
-        except Exception as exc:  # noqa: BLE001 - report and go on
+        except Exception as exc:
             logging.disable(logging.NOTSET)
             logger.warning("backend %s failed: %s", name, exc)
             failures[name] = f"{type(exc).__name__}: {exc}"[:300]
@@ -131,11 +135,17 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
     attempt("onnx", onnx_fp32, f"ONNX Runtime fp32, {threads} threads, no spin-wait (ml.accel default)")
     if "onnx" in backends and onnx_path["fp32"].is_file():
         path = onnx_path["fp32"]
-        attempt("onnx-spin", lambda: accel.OnnxImageEncoder(accel.ort_session(path, threads=threads, spinning=True), 1280, str(path)),
-                f"ONNX Runtime fp32, {threads} threads, spin-wait on (ORT's default)")
+        attempt(
+            "onnx-spin",
+            lambda: accel.OnnxImageEncoder(accel.ort_session(path, threads=threads, spinning=True), 1280, str(path)),
+            f"ONNX Runtime fp32, {threads} threads, spin-wait on (ORT's default)",
+        )
         if threads > 1:
-            attempt("onnx-1thread", lambda: accel.OnnxImageEncoder(accel.ort_session(path, threads=1), 1280, str(path)),
-                    "ONNX Runtime fp32, 1 thread")
+            attempt(
+                "onnx-1thread",
+                lambda: accel.OnnxImageEncoder(accel.ort_session(path, threads=1), 1280, str(path)),
+                "ONNX Runtime fp32, 1 thread",
+            )
 
         def int8_static():
             from onnxruntime.quantization import (
@@ -148,15 +158,24 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
 
             class Reader(CalibrationDataReader):
                 def __init__(self):
-                    self.items = iter([{"pixel_values": calibration[i : i + 1].numpy()} for i in range(len(calibration))])
+                    self.items = iter(
+                        [{"pixel_values": calibration[i : i + 1].numpy()} for i in range(len(calibration))]
+                    )
 
                 def get_next(self):
                     return next(self.items, None)
 
             pre, out = workdir / "pre.onnx", workdir / "int8-static.onnx"
             quant_pre_process(str(path), str(pre))
-            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            quantize_static(
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
             return accel.OnnxImageEncoder(accel.ort_session(out, threads=threads), 1280, str(out))
 
         def int8_dynamic():
@@ -166,7 +185,9 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
             quantize_dynamic(str(path), str(out), weight_type=QuantType.QUInt8)
             return accel.OnnxImageEncoder(accel.ort_session(out, threads=threads), 1280, str(out))
 
-        attempt("onnx-int8-static", int8_static, f"ORT int8 static QDQ per-channel, {len(calibration)} calibration photos")
+        attempt(
+            "onnx-int8-static", int8_static, f"ORT int8 static QDQ per-channel, {len(calibration)} calibration photos"
+        )
         attempt("onnx-int8-dynamic", int8_dynamic, "ORT int8 dynamic (weights only)")
 
     def torch_dynamic_quant():
@@ -180,7 +201,9 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
         failures["torch-bf16"] = "skipped (--full): measured ~eager speed, cosine 0.992"
         failures["torch-compile"] = "skipped (--full): compiles ~100 s on 2 cores, measured 0.5x eager"
         return {"backends": backends, "failures": failures}
-    attempt("torch-dynamic-int8", torch_dynamic_quant, "torch dynamic quantisation (Linear only: the backbone has none)")
+    attempt(
+        "torch-dynamic-int8", torch_dynamic_quant, "torch dynamic quantisation (Linear only: the backbone has none)"
+    )
 
     def bf16():
         module = accel.ChannelsLastImageEncoder(eager)
@@ -188,6 +211,7 @@ def build_backends(model, pixels: torch.Tensor, calibration: torch.Tensor, *, fu
         def run(x):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return module(x).float()
+
         return run
 
     attempt("torch-bf16", bf16, "PyTorch bf16 autocast, channels-last")
@@ -269,9 +293,13 @@ def run(quick: bool = False, full: bool = False) -> dict:
 
         def measure(features: np.ndarray) -> dict:
             ref = reference[: len(features)]
-            fused, fused_ref = (model.fuse([FusionInput(image_features=row[None, :]) for row in f]) for f in (features, ref))
+            fused, fused_ref = (
+                model.fuse([FusionInput(image_features=row[None, :]) for row in f]) for f in (features, ref)
+            )
             product, product_ref = (
-                model.fuse([FusionInput(image_features=a[None, :], text_features=t) for a, t in zip(f, texts)])
+                model.fuse(
+                    [FusionInput(image_features=a[None, :], text_features=t) for a, t in zip(f, texts, strict=False)]
+                )
                 for f in (features, ref)
             )
             return {
@@ -290,7 +318,9 @@ def run(quick: bool = False, full: bool = False) -> dict:
             if min(v for k, v in quality[name].items() if k.endswith("cosine")) >= MIN_COSINE:
                 break
         fused_all = model.fuse([FusionInput(image_features=row[None, :]) for row in reference])
-        product_all = model.fuse([FusionInput(image_features=a[None, :], text_features=t) for a, t in zip(reference, texts)])
+        product_all = model.fuse(
+            [FusionInput(image_features=a[None, :], text_features=t) for a, t in zip(reference, texts, strict=False)]
+        )
 
         # batch size curve for eager and onnx (batching: does a bigger batch pay?)
         batching = {}
@@ -350,19 +380,29 @@ def base_embeddings_path(version: str) -> Path:
 def _save_base_embeddings(model, products, features, texts, fused, product) -> None:
     path = base_embeddings_path(model.version)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, skus=np.array([p.sku for p in products]), categories=np.array([p.category for p in products]),
-             image=fused.astype(np.float32), product=product.astype(np.float32),
-             image_features=features.astype(np.float32), text_features=texts.astype(np.float32))
+    np.savez(
+        path,
+        skus=np.array([p.sku for p in products]),
+        categories=np.array([p.category for p in products]),
+        image=fused.astype(np.float32),
+        product=product.astype(np.float32),
+        image_features=features.astype(np.float32),
+        text_features=texts.astype(np.float32),
+    )
     logger.info("base embeddings of %d demo products in %s", len(products), path)
 
 
 def print_table(result: dict) -> None:
     rows = result["encode.detail"]["backends"]
-    print(f"{'backend':<20} {'img/s b32':>9} {'x eager':>7} {'b1 ms':>7} {'cos raw':>8} {'cos fused':>9} {'cos prod':>8}  ok")
+    print(
+        f"{'backend':<20} {'img/s b32':>9} {'x eager':>7} {'b1 ms':>7} {'cos raw':>8} {'cos fused':>9} {'cos prod':>8}  ok"
+    )
     for name, row in sorted(rows.items(), key=lambda item: -item[1]["img_per_s"]):
-        print(f"{name:<20} {row['img_per_s']:>9.1f} {row['speedup']:>7.2f} {row['b1_p50_ms']:>7.1f} "
-              f"{row['raw_min_cosine']:>8.5f} {row['fused_min_cosine']:>9.5f} {row['product_min_cosine']:>8.5f}  "
-              f"{'yes' if row['eligible'] else 'no' if min(row['raw_min_cosine'], row['fused_min_cosine']) < MIN_COSINE else 'batch-only'}")
+        print(
+            f"{name:<20} {row['img_per_s']:>9.1f} {row['speedup']:>7.2f} {row['b1_p50_ms']:>7.1f} "
+            f"{row['raw_min_cosine']:>8.5f} {row['fused_min_cosine']:>9.5f} {row['product_min_cosine']:>8.5f}  "
+            f"{'yes' if row['eligible'] else 'no' if min(row['raw_min_cosine'], row['fused_min_cosine']) < MIN_COSINE else 'batch-only'}"
+        )
     for name, reason in result["encode.detail"]["failures"].items():
         print(f"{name:<20} {reason}")
 

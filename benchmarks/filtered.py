@@ -46,9 +46,14 @@ def run(catalog, queries: np.ndarray, query_categories: np.ndarray) -> dict:
             counts.append(len(grouped))
             strategies[strategy] += 1
         share = float(np.mean([c >= K for c in counts]))
-        rows[label] = {"full_k_fraction": round(share, 4), "min_results": int(min(counts)),
-                       "p50_ms": round(percentile(samples, 50), 2), "p95_ms": round(percentile(samples, 95), 2),
-                       "strategies": dict(strategies), "queries": len(chosen)}
+        rows[label] = {
+            "full_k_fraction": round(share, 4),
+            "min_results": int(min(counts)),
+            "p50_ms": round(percentile(samples, 50), 2),
+            "p95_ms": round(percentile(samples, 95), 2),
+            "strategies": dict(strategies),
+            "queries": len(chosen),
+        }
         logger.info("filter %s: %s", label, rows[label])
         if category is None:
             all_samples += samples

@@ -66,8 +66,9 @@ def literal(vector: np.ndarray) -> str:
     return _vector_literal(vector)
 
 
-def measure(kind: str, version_id: int, vectors: np.ndarray, queries: np.ndarray, *, ef: int, limit: int = 10,
-            k: int = 10) -> dict:
+def measure(
+    kind: str, version_id: int, vectors: np.ndarray, queries: np.ndarray, *, ef: int, limit: int = 10, k: int = 10
+) -> dict:
     """recall@k and latency of unfiltered HNSW queries at one ef_search, as the app sends them."""
     from django.conf import settings
 
@@ -80,7 +81,7 @@ def measure(kind: str, version_id: int, vectors: np.ndarray, queries: np.ndarray
     recalls, samples = [], []
     try:
         _nearest(kind, literals[0], version_id, Filters(), limit, exact=False)  # warm the connection
-        for query_literal, wanted in zip(literals, truth):
+        for query_literal, wanted in zip(literals, truth, strict=False):
             started = time.perf_counter()
             hits = _nearest(kind, query_literal, version_id, Filters(), limit, exact=False)
             samples.append((time.perf_counter() - started) * 1000)
@@ -88,9 +89,14 @@ def measure(kind: str, version_id: int, vectors: np.ndarray, queries: np.ndarray
             recalls.append(len(got & {int(i) + 1 for i in wanted}) / k)  # product ids are row index + 1
     finally:
         settings.HNSW_EF_SEARCH = old
-    return {"ef_search": max(ef, limit), "limit": limit, "recall_at_10": round(float(np.mean(recalls)), 4),
-            "p50_ms": round(percentile(samples, 50), 2), "p95_ms": round(percentile(samples, 95), 2),
-            "queries": len(queries)}
+    return {
+        "ef_search": max(ef, limit),
+        "limit": limit,
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "p50_ms": round(percentile(samples, 50), 2),
+        "p95_ms": round(percentile(samples, 95), 2),
+        "queries": len(queries),
+    }
 
 
 def exact_latency(kind: str, version_id: int, queries: np.ndarray, limit: int = 80) -> dict:
@@ -102,7 +108,11 @@ def exact_latency(kind: str, version_id: int, queries: np.ndarray, limit: int = 
         started = time.perf_counter()
         _nearest(kind, literal(query), version_id, Filters(), limit, exact=True)
         samples.append((time.perf_counter() - started) * 1000)
-    return {"p50_ms": round(percentile(samples, 50), 2), "p95_ms": round(percentile(samples, 95), 2), "queries": len(queries)}
+    return {
+        "p50_ms": round(percentile(samples, 50), 2),
+        "p95_ms": round(percentile(samples, 95), 2),
+        "queries": len(queries),
+    }
 
 
 def halfvec(version_id: int, vectors: np.ndarray, queries: np.ndarray, *, ef: int = 100, limit: int = 80) -> dict:
@@ -119,16 +129,19 @@ def halfvec(version_id: int, vectors: np.ndarray, queries: np.ndarray, *, ef: in
         cursor.execute(
             f"CREATE INDEX {name} ON search_imageembedding USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops) "
             f"WITH (m = {int(settings.HNSW_M)}, ef_construction = {int(settings.HNSW_EF_CONSTRUCTION)}) "
-            f"WHERE model_version_id = {int(version_id)}")
+            f"WHERE model_version_id = {int(version_id)}"
+        )
         build_s = time.perf_counter() - started
         cursor.execute("SELECT pg_relation_size(%s::regclass)", [name])
         size_mb = cursor.fetchone()[0] / 1e6
     truth = exact_top(vectors, queries, 10)
     recalls, samples = [], []
-    sql = (f"SELECT e.product_id FROM search_imageembedding e JOIN catalog_product p ON p.id = e.product_id "
-           f"WHERE e.model_version_id = {int(version_id)} AND p.is_active "
-           f"ORDER BY e.embedding::halfvec({dim}) <=> %s::halfvec({dim}) LIMIT %s")
-    for query, wanted in zip(queries, truth):
+    sql = (
+        f"SELECT e.product_id FROM search_imageembedding e JOIN catalog_product p ON p.id = e.product_id "
+        f"WHERE e.model_version_id = {int(version_id)} AND p.is_active "
+        f"ORDER BY e.embedding::halfvec({dim}) <=> %s::halfvec({dim}) LIMIT %s"
+    )
+    for query, wanted in zip(queries, truth, strict=False):
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(ef, limit))])
@@ -140,9 +153,14 @@ def halfvec(version_id: int, vectors: np.ndarray, queries: np.ndarray, *, ef: in
         cursor.execute(f"EXPLAIN {sql}", [literal(queries[0]), limit])
         plan = " ".join(row[0] for row in cursor.fetchall())
         cursor.execute(f"DROP INDEX IF EXISTS {name}")
-    return {"build_s": round(build_s, 1), "index_mb": round(size_mb, 1), "recall_at_10": round(float(np.mean(recalls)), 4),
-            "p50_ms": round(percentile(samples, 50), 2), "p95_ms": round(percentile(samples, 95), 2),
-            "uses_index": name in plan}
+    return {
+        "build_s": round(build_s, 1),
+        "index_mb": round(size_mb, 1),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "p50_ms": round(percentile(samples, 50), 2),
+        "p95_ms": round(percentile(samples, 95), 2),
+        "uses_index": name in plan,
+    }
 
 
 def explain_uses_index(kind: str, version_id: int, query: np.ndarray) -> bool:
@@ -155,6 +173,7 @@ def explain_uses_index(kind: str, version_id: int, query: np.ndarray) -> bool:
         cursor.execute(
             f"EXPLAIN SELECT e.product_id FROM {TABLES[kind]} e JOIN catalog_product p ON p.id = e.product_id "
             f"WHERE e.model_version_id = {int(version_id)} AND p.is_active ORDER BY e.embedding <=> %s::vector LIMIT 80",
-            [literal(query)])
+            [literal(query)],
+        )
         plan = " ".join(row[0] for row in cursor.fetchall())
     return index_name(kind, version_id) in plan

@@ -55,15 +55,25 @@ def main() -> None:
                 # the app's own index on this version goes, so the planner uses this one
                 cursor.execute(f"DROP INDEX IF EXISTS search_imageembedding_hnsw_v{version_id}")
                 started = time.perf_counter()
-                cursor.execute(f"CREATE INDEX {name} ON search_imageembedding USING hnsw (embedding vector_cosine_ops) "
-                               f"WITH (m = {m}, ef_construction = {ef_construction}) WHERE model_version_id = {version_id}")
+                cursor.execute(
+                    f"CREATE INDEX {name} ON search_imageembedding USING hnsw (embedding vector_cosine_ops) "
+                    f"WITH (m = {m}, ef_construction = {ef_construction}) WHERE model_version_id = {version_id}"
+                )
                 build_s = time.perf_counter() - started
                 cursor.execute("SELECT pg_relation_size(%s::regclass)", [name])
                 size_mb = cursor.fetchone()[0] / 1e6
             for ef in EF:
                 point = hnsw.measure("image", version_id, image[:size], queries, ef=ef, limit=10)
-                rows.append({"products": size, "m": m, "ef_construction": ef_construction, "build_s": round(build_s, 1),
-                             "index_mb": round(size_mb, 1), **point})
+                rows.append(
+                    {
+                        "products": size,
+                        "m": m,
+                        "ef_construction": ef_construction,
+                        "build_s": round(build_s, 1),
+                        "index_mb": round(size_mb, 1),
+                        **point,
+                    }
+                )
                 logger.info("%s", rows[-1])
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
@@ -75,8 +85,10 @@ def main() -> None:
     (OUT_DIR / "hnsw_sweep.json").write_text(json.dumps(rows, indent=2))
     print(f"{'products':>8} {'m':>3} {'efc':>4} {'build s':>7} {'MB':>6} {'ef':>4} {'recall':>7} {'p50':>6} {'p95':>6}")
     for row in rows:
-        print(f"{row['products']:>8} {row['m']:>3} {row['ef_construction']:>4} {row['build_s']:>7.1f} {row['index_mb']:>6.1f} "
-              f"{row['ef_search']:>4} {row['recall_at_10']:>7.3f} {row['p50_ms']:>6.2f} {row['p95_ms']:>6.2f}")
+        print(
+            f"{row['products']:>8} {row['m']:>3} {row['ef_construction']:>4} {row['build_s']:>7.1f} {row['index_mb']:>6.1f} "
+            f"{row['ef_search']:>4} {row['recall_at_10']:>7.3f} {row['p50_ms']:>6.2f} {row['p95_ms']:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def query_photos(n: int, seed: int = 7) -> list[bytes]:
     rng = np.random.default_rng(seed)
     products = load_products()
     photos = []
-    for i in range(n):
+    for _i in range(n):
         image = Image.open(io.BytesIO(product_image_bytes(products[int(rng.integers(len(products)))]))).convert("RGB")
         w, h = image.size
         scale = rng.uniform(0.75, 0.95)
@@ -67,15 +67,36 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = bench_env()
         env.update(extra_env)
-        env.update({"SEARCH_INFERENCE_BACKEND": backend, "WEB_CONCURRENCY": "2", "API_SEARCH_RATE": "1000000/min",
-                    "LOG_LEVEL": "WARNING", "ALLOWED_HOSTS": "127.0.0.1,localhost"})
+        env.update(
+            {
+                "SEARCH_INFERENCE_BACKEND": backend,
+                "WEB_CONCURRENCY": "2",
+                "API_SEARCH_RATE": "1000000/min",
+                "LOG_LEVEL": "WARNING",
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            }
+        )
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = OUT_DIR / f"gunicorn-{log_name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:benchmarks.gunicorn_bench",
-             "--bind", f"127.0.0.1:{self.port}", "--timeout", "120", "shop_search.wsgi"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "python:benchmarks.gunicorn_bench",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "120",
+                "shop_search.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -89,16 +110,22 @@ class Server:
 
 def _search(session, url: str, key: str, photo: bytes) -> tuple[float, dict]:
     started = time.perf_counter()
-    response = session.post(f"{url}/api/v1/search/", headers={"Authorization": f"Api-Key {key}"},
-                            files={"image": ("query.jpg", photo, "image/jpeg")}, data={"k": "20"}, timeout=120)
+    response = session.post(
+        f"{url}/api/v1/search/",
+        headers={"Authorization": f"Api-Key {key}"},
+        files={"image": ("query.jpg", photo, "image/jpeg")},
+        data={"k": "20"},
+        timeout=120,
+    )
     elapsed = time.perf_counter() - started
     if response.status_code != 200:
         raise RuntimeError(f"search answered {response.status_code}: {response.text[:300]}")
     return elapsed, response.json()
 
 
-def measure_backend(backend: str, photos: list[bytes], cached: int, key: str, extra_env: dict[str, str],
-                    log_name: str | None = None) -> dict:
+def measure_backend(
+    backend: str, photos: list[bytes], cached: int, key: str, extra_env: dict[str, str], log_name: str | None = None
+) -> dict:
     import requests
 
     server = Server(backend, extra_env, log_name or backend)
@@ -125,9 +152,13 @@ def measure_backend(backend: str, photos: list[bytes], cached: int, key: str, ex
     finally:
         server.stop()
     return {
-        "uncached_p50_ms": round(percentile(uncached, 50), 1), "uncached_p95_ms": round(percentile(uncached, 95), 1),
-        "cached_p50_ms": round(percentile(hits, 50), 1), "cached_p95_ms": round(percentile(hits, 95), 1),
-        "server_took_p50_ms": round(percentile(took, 50), 1), "queries": len(photos), "cached_queries": len(hits),
+        "uncached_p50_ms": round(percentile(uncached, 50), 1),
+        "uncached_p95_ms": round(percentile(uncached, 95), 1),
+        "cached_p50_ms": round(percentile(hits, 50), 1),
+        "cached_p95_ms": round(percentile(hits, 95), 1),
+        "server_took_p50_ms": round(percentile(took, 50), 1),
+        "queries": len(photos),
+        "cached_queries": len(hits),
         "strategies": sorted(strategies),
     }
 
@@ -146,8 +177,9 @@ def run(backends: list[str], n: int, n_baseline: int, extra_env: dict[str, str],
         backend = label.removesuffix("-1thread")
         count = n if backend != "eager" else min(n, n_baseline)
         logger.info("HTTP search with %s: %d unique photos", label, count)
-        rows[label] = measure_backend(backend, photos[:count], max(10, count // 3), key, {**extra_env, **env},
-                                      log_name=label)
+        rows[label] = measure_backend(
+            backend, photos[:count], max(10, count // 3), key, {**extra_env, **env}, log_name=label
+        )
         logger.info("%s: %s", label, rows[label])
     serving = min((label for label, _ in configs if label != "eager"), key=lambda label: rows[label]["uncached_p95_ms"])
     result = {
@@ -158,7 +190,9 @@ def run(backends: list[str], n: int, n_baseline: int, extra_env: dict[str, str],
         "query.http_detail": rows,
     }
     if "eager" in rows and serving != "eager":
-        result["query.image_p95_speedup_vs_eager"] = round(rows["eager"]["uncached_p95_ms"] / rows[serving]["uncached_p95_ms"], 2)
+        result["query.image_p95_speedup_vs_eager"] = round(
+            rows["eager"]["uncached_p95_ms"] / rows[serving]["uncached_p95_ms"], 2
+        )
     return result
 
 

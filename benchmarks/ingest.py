@@ -43,8 +43,10 @@ def generated_photo(seed: int, size: int = 640) -> bytes:
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=colour, width=max(4, r // rng.choice([3, 5, 8])))
     for _ in range(rng.randrange(2, 6)):
         x, y = rng.randrange(size), rng.randrange(size)
-        draw.rectangle([x, y, x + rng.randrange(10, 80), y + rng.randrange(10, 80)],
-                       fill=tuple(rng.randrange(256) for _ in range(3)))
+        draw.rectangle(
+            [x, y, x + rng.randrange(10, 80), y + rng.randrange(10, 80)],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+        )
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
@@ -96,9 +98,21 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [shutil.which("redis-server") or redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            shutil.which("redis-server") or redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
         if port_open("127.0.0.1", port):
@@ -150,12 +164,17 @@ def main() -> int:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shop_search.settings.local",
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
-        "MEDIA_ROOT": str(work / "media"), "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "MEDIA_ROOT": str(work / "media"),
+        "LOG_LEVEL": "WARNING",
     }
     for name, value in {
-        "SEARCH_MODEL": args.model, "SEARCH_FUSION_WEIGHTS": args.fusion_weights,
-        "EMBED_IMAGE_BATCH_SIZE": args.batch_size, "TORCH_THREADS": args.torch_threads,
+        "SEARCH_MODEL": args.model,
+        "SEARCH_FUSION_WEIGHTS": args.fusion_weights,
+        "EMBED_IMAGE_BATCH_SIZE": args.batch_size,
+        "TORCH_THREADS": args.torch_threads,
     }.items():
         if value is not None:
             env[name] = str(value)
@@ -184,10 +203,27 @@ def main() -> int:
 
         log = open(work / "worker.log", "wb")  # noqa: SIM115 - the worker writes to it until the end
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--pool", "solo",
-             "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-             "--schedule", str(work / "beat-schedule")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "shop_search",
+                "worker",
+                "--beat",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--schedule",
+                str(work / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 120
         while not app.control.ping(timeout=0.5):
@@ -205,10 +241,14 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         rate = status["embedded_images"] / elapsed
 
-        print(f"model        {version.version}  (torch threads {settings.TORCH_THREADS}, "
-              f"image batch {settings.EMBED_IMAGE_BATCH_SIZE}, cpus {os.cpu_count()})")
-        print(f"catalog      {status['products']} products, {status['images']} photos "
-              f"({status['embedded_images']} embedded, {status['failed']} failed)")
+        print(
+            f"model        {version.version}  (torch threads {settings.TORCH_THREADS}, "
+            f"image batch {settings.EMBED_IMAGE_BATCH_SIZE}, cpus {os.cpu_count()})"
+        )
+        print(
+            f"catalog      {status['products']} products, {status['images']} photos "
+            f"({status['embedded_images']} embedded, {status['failed']} failed)"
+        )
         print(f"import       {imported:.1f}s (CSV rows + photo files into the catalog)")
         print(f"end to end   {elapsed:.1f}s  ->  {rate:.1f} photos/s (import start to pending == 0)")
         print(f"baseline     {baseline:.1f} photos/s (model alone in one process, no DB, no broker)")

@@ -37,10 +37,26 @@ from urllib.parse import urlencode, urlsplit
 MAX_SECONDS = 3600
 MAX_CLIENTS = 200
 REQUEST_TIMEOUT = 30.0
-WORDS = ["rose gold oval sapphire ring", "white gold diamond ring", "silver pendant", "pearl studs",
-         "gold bangle", "ruby earrings", "diamond necklace", "emerald ring", "platinum band", "sapphire pendant"]
-FILTERS = [{"category": "ring"}, {"metal": "rose_gold"}, {"gemstone": "diamond"}, {"price_max": "5000"},
-           {"in_stock": "on"}, {"category": "pendant", "price_min": "500"}]
+WORDS = [
+    "rose gold oval sapphire ring",
+    "white gold diamond ring",
+    "silver pendant",
+    "pearl studs",
+    "gold bangle",
+    "ruby earrings",
+    "diamond necklace",
+    "emerald ring",
+    "platinum band",
+    "sapphire pendant",
+]
+FILTERS = [
+    {"category": "ring"},
+    {"metal": "rose_gold"},
+    {"gemstone": "diamond"},
+    {"price_max": "5000"},
+    {"in_stock": "on"},
+    {"category": "pendant", "price_min": "500"},
+]
 # kind -> weight in the mix (api only with --api-key)
 MIX = {"text": 35, "filtered": 25, "image": 25, "api_text": 8, "api_image": 7}
 
@@ -86,7 +102,7 @@ def rss_bytes(pid: int) -> int:
             if f"\nPid:\t{pid}\n" in text or f"\nPPid:\t{pid}\n" in text:
                 total += int(text.split("VmRSS:")[1].split()[0]) * 1024 if "VmRSS:" in text else 0
         return total
-    except Exception:  # noqa: BLE001 - the process went away
+    except Exception:
         return 0
 
 
@@ -155,14 +171,23 @@ class Client:
         boundary = uuid.uuid4().hex
         photo = self.random.choice(self.photos)
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{token}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"ring.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode() + photo + f"\r\n--{boundary}--\r\n".encode()
-        status, response, _ = self.request("POST", "/", body, {
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "Referer": f"http://{self.host}:{self.port}/",
-        })
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="ring.jpg"\r\n'
+                f"Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + photo
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, response, _ = self.request(
+            "POST",
+            "/",
+            body,
+            {
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Referer": f"http://{self.host}:{self.port}/",
+            },
+        )
         if status != 302:
             return [status]
         location = urlsplit(response.getheader("Location"))
@@ -170,9 +195,17 @@ class Client:
 
     def _api(self, payload: dict) -> list[int]:
         body = json.dumps(payload).encode()
-        return [self.request("POST", "/api/v1/search/", body, {
-            "Content-Type": "application/json", "Authorization": f"Api-Key {self.api_key}",
-        })[0]]
+        return [
+            self.request(
+                "POST",
+                "/api/v1/search/",
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "Authorization": f"Api-Key {self.api_key}",
+                },
+            )[0]
+        ]
 
     def api_text(self) -> list[int]:
         filters = self.random.choice([{}, {"metal": "rose_gold"}, {"gemstone": "diamond"}, {"price_max": "5000"}])
@@ -208,8 +241,10 @@ def run(url: str, seconds: float, clients: int, pid: int | None, api_key: str | 
             began = time.monotonic()
             try:
                 codes = getattr(client, kind)()
-                problem = None if all(code in EXPECTED[kind] or code == 429 for code in codes) else f"{kind}: HTTP {codes}"
-            except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+                problem = (
+                    None if all(code in EXPECTED[kind] or code == 429 for code in codes) else f"{kind}: HTTP {codes}"
+                )
+            except Exception as exc:
                 codes, problem = [], f"{kind}: {type(exc).__name__}: {exc}"
                 client.connection = None
             elapsed = (time.monotonic() - began) * 1000
@@ -247,8 +282,12 @@ def run(url: str, seconds: float, clients: int, pid: int | None, api_key: str | 
         "error_samples": sorted(Counter(errors).items(), key=lambda item: -item[1])[:10],
     }
     if pid:
-        report["rss_mb"] = {"pid": pid, "after_warmup": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1),
-                            "growth": round((rss_end - rss_start) / 2**20, 1)}
+        report["rss_mb"] = {
+            "pid": pid,
+            "after_warmup": round(rss_start / 2**20, 1),
+            "end": round(rss_end / 2**20, 1),
+            "growth": round((rss_end - rss_start) / 2**20, 1),
+        }
     return report
 
 

@@ -41,12 +41,19 @@ def run(photos: list[bytes], backend: str) -> dict:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "profile_search.txt").write_text(text.getvalue())
     top = []
-    for (filename, line, function), (cc, nc, tt, ct, _) in sorted(stats.stats.items(), key=lambda item: -item[1][3]):
+    for (filename, line, function), (_cc, nc, _tt, ct, _) in sorted(stats.stats.items(), key=lambda item: -item[1][3]):
         if any(part in filename for part in ("/search/", "/ml/", "/catalog/", "onnxruntime", "PIL/")):
-            top.append({"function": f"{filename.split('/work/main/')[-1]}:{line}({function})",
-                        "calls_per_query": round(nc / max(1, len(photos) - 1), 1),
-                        "cumulative_ms_per_query": round(ct * 1000 / max(1, len(photos) - 1), 2)})
+            top.append(
+                {
+                    "function": f"{filename.split('/work/main/')[-1]}:{line}({function})",
+                    "calls_per_query": round(nc / max(1, len(photos) - 1), 1),
+                    "cumulative_ms_per_query": round(ct * 1000 / max(1, len(photos) - 1), 2),
+                }
+            )
         if len(top) >= 15:
             break
-    return {"profile.stages_median_ms": {name: round(statistics.median(values), 2) for name, values in stages.items()},
-            "profile.top": top, "profile.backend": backend}
+    return {
+        "profile.stages_median_ms": {name: round(statistics.median(values), 2) for name, values in stages.items()},
+        "profile.top": top,
+        "profile.backend": backend,
+    }

@@ -33,16 +33,20 @@ def _evaluate(k: int = 10) -> dict:
 
     items = evaluation.read_queries(EVAL_DIR / "queries.csv")
     results = evaluation.run_queries(items, k)
-    return {"all": evaluation.compute_metrics(results),
-            **{kind: row for kind, row in evaluation.metrics_by_kind(results).items()}}
+    return {
+        "all": evaluation.compute_metrics(results),
+        **{kind: row for kind, row in evaluation.metrics_by_kind(results).items()},
+    }
 
 
 def _reindex() -> None:
     from catalog.models import Product, ProductImage
     from search import indexing
 
-    indexing.index_catalog(product_ids=list(Product.objects.values_list("pk", flat=True)),
-                           image_ids=list(ProductImage.objects.values_list("pk", flat=True)))
+    indexing.index_catalog(
+        product_ids=list(Product.objects.values_list("pk", flat=True)),
+        image_ids=list(ProductImage.objects.values_list("pk", flat=True)),
+    )
 
 
 def _drop_database(name: str) -> None:
@@ -90,9 +94,14 @@ def run(backend: str = "onnx", fusion_weights: str | None = None) -> dict:
     results["quality.recall10_eager"] = reference
     results[f"quality.recall10_{backend}_queries"] = results[f"eager_index_{backend}_queries"]["all"]["R@10"]
     results[f"quality.recall10_{backend}_everything"] = results[f"{backend}_index_{backend}_queries"]["all"]["R@10"]
-    results["quality.max_recall10_change_points"] = round(100 * max(
-        abs(results[f"quality.recall10_{backend}_queries"] - reference),
-        abs(results[f"quality.recall10_{backend}_everything"] - reference)), 2)
+    results["quality.max_recall10_change_points"] = round(
+        100
+        * max(
+            abs(results[f"quality.recall10_{backend}_queries"] - reference),
+            abs(results[f"quality.recall10_{backend}_everything"] - reference),
+        ),
+        2,
+    )
     set_backend("eager")
     return results
 

@@ -59,8 +59,15 @@ def run_ingest(quick: bool, fusion_weights: str | None) -> dict:
     env = dict(os.environ)
     env.update({"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL})  # scratch: <db>_bench
     photos = 64 if quick else 200
-    usage = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=120, check=False).stdout
+    usage = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
     command = [sys.executable, str(script), "--photos", str(photos)]
     if "--redis-db" in usage:
         command += ["--redis-db", BENCH_REDIS_URL.rsplit("/", 1)[-1]]
@@ -72,10 +79,15 @@ def run_ingest(quick: bool, fusion_weights: str | None) -> dict:
     rate = re.search(r"->\s*([\d.]+)\s*photos/s", done.stdout)
     baseline = re.search(r"baseline\s+([\d.]+)\s*photos/s", done.stdout)
     if done.returncode != 0 or not rate:
-        return {"ingest.img_per_s": "missing",
-                "ingest.note": f"benchmarks/ingest.py exited {done.returncode}: see benchmarks/out/ingest.log"}
-    result = {"ingest.img_per_s": float(rate.group(1)), "ingest.photos": photos,
-              "ingest.wall_s": round(time.perf_counter() - started, 1)}
+        return {
+            "ingest.img_per_s": "missing",
+            "ingest.note": f"benchmarks/ingest.py exited {done.returncode}: see benchmarks/out/ingest.log",
+        }
+    result = {
+        "ingest.img_per_s": float(rate.group(1)),
+        "ingest.photos": photos,
+        "ingest.wall_s": round(time.perf_counter() - started, 1),
+    }
     if baseline:
         result["ingest.model_only_img_per_s"] = float(baseline.group(1))
     return result
@@ -101,20 +113,30 @@ def plot(curves: dict, sizes_ms: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for (label, points), colour in zip(curves.items(), ("tab:blue", "tab:orange")):
+    for (label, points), colour in zip(curves.items(), ("tab:blue", "tab:orange"), strict=False):
         ef = [p["ef_search"] for p in points]
         axes[0].plot(ef, [p["recall_at_10"] for p in points], marker="o", label=label, color=colour)
         axes[1].plot(ef, [p["p95_ms"] for p in points], marker="o", label=f"{label} p95", color=colour)
         axes[1].plot(ef, [p["p50_ms"] for p in points], marker=".", linestyle="--", label=f"{label} p50", color=colour)
     axes[0].set(xscale="log", xlabel="hnsw.ef_search", ylabel="recall@10 vs exact", title="Recall against ef_search")
     axes[0].axhline(0.98, color="grey", linestyle=":", linewidth=1)
-    axes[1].set(xscale="log", yscale="log", xlabel="hnsw.ef_search", ylabel="ms (SQL round trip)",
-                title="Latency against ef_search")
+    axes[1].set(
+        xscale="log",
+        yscale="log",
+        xlabel="hnsw.ef_search",
+        ylabel="ms (SQL round trip)",
+        title="Latency against ef_search",
+    )
     sizes = sorted(sizes_ms, key=int)
     axes[2].plot(sizes, [sizes_ms[s]["hnsw_p95_ms"] for s in sizes], marker="o", label="HNSW p95 (ef_search 100)")
     if all("hnsw_p50_ms" in sizes_ms[s] for s in sizes):
-        axes[2].plot(sizes, [sizes_ms[s]["hnsw_p50_ms"] for s in sizes], marker=".", linestyle="--",
-                     label="HNSW p50 (ef_search 100)")
+        axes[2].plot(
+            sizes,
+            [sizes_ms[s]["hnsw_p50_ms"] for s in sizes],
+            marker=".",
+            linestyle="--",
+            label="HNSW p50 (ef_search 100)",
+        )
     axes[2].plot(sizes, [sizes_ms[s]["exact_p95_ms"] for s in sizes], marker="s", label="exact scan p95")
     axes[2].set(xscale="log", yscale="log", xlabel="products", ylabel="ms", title="Latency against catalog size")
     for axis in axes:
@@ -150,7 +172,11 @@ def run_database(args, result: dict) -> dict:
     out["hnsw.build_s"] = built["build_s"]
     out["hnsw.index_mb"] = round(sum(built["index_mb"].values()), 1)
     out["hnsw.index_mb_per_100k"] = round(out["hnsw.index_mb"] * 100_000 / products, 1)
-    out["hnsw.params"] = {"m": built["m"], "ef_construction": built["ef_construction"], "ef_search": settings.HNSW_EF_SEARCH}
+    out["hnsw.params"] = {
+        "m": built["m"],
+        "ef_construction": built["ef_construction"],
+        "ef_search": settings.HNSW_EF_SEARCH,
+    }
     out["hnsw.build_detail"] = built
     subset_id = synthetic.add_subset_version(catalog, small, f"bench-subset-{small}")
     out["hnsw.subset_build"] = hnsw.build_indexes(subset_id)
@@ -161,9 +187,12 @@ def run_database(args, result: dict) -> dict:
     out["hnsw.uses_index"] = hnsw.explain_uses_index("image", catalog.version_id, query_image[0])
 
     # The app's own call: k=20 -> limit 80 rows per index, ef_search = HNSW_EF_SEARCH.
-    app_image = hnsw.measure("image", catalog.version_id, catalog.image, query_image, ef=settings.HNSW_EF_SEARCH, limit=80)
-    app_product = hnsw.measure("product", catalog.version_id, catalog.product, query_product,
-                               ef=settings.HNSW_EF_SEARCH, limit=80)
+    app_image = hnsw.measure(
+        "image", catalog.version_id, catalog.image, query_image, ef=settings.HNSW_EF_SEARCH, limit=80
+    )
+    app_product = hnsw.measure(
+        "product", catalog.version_id, catalog.product, query_product, ef=settings.HNSW_EF_SEARCH, limit=80
+    )
     exact = hnsw.exact_latency("image", catalog.version_id, query_image[:20])
     out["hnsw.recall_at_10"] = min(app_image["recall_at_10"], app_product["recall_at_10"])
     out["hnsw.recall_detail"] = {"image": app_image, "product": app_product}
@@ -173,13 +202,19 @@ def run_database(args, result: dict) -> dict:
 
     ef_values = hnsw.EF_SWEEP if not args.quick else (10, 40, 100, 200)
     curves, sizes_ms = {}, {}
-    for label, version_id, rows in ((f"{small // 1000}K products", subset_id, small),
-                                    (f"{products // 1000}K products", catalog.version_id, products)):
-        curves[label] = [hnsw.measure("image", version_id, catalog.image[:rows], query_image, ef=ef, limit=10)
-                         for ef in ef_values]
+    for label, version_id, rows in (
+        (f"{small // 1000}K products", subset_id, small),
+        (f"{products // 1000}K products", catalog.version_id, products),
+    ):
+        curves[label] = [
+            hnsw.measure("image", version_id, catalog.image[:rows], query_image, ef=ef, limit=10) for ef in ef_values
+        ]
         at_app = next(p for p in curves[label] if p["ef_search"] == settings.HNSW_EF_SEARCH)
-        sizes_ms[rows] = {"hnsw_p95_ms": at_app["p95_ms"], "hnsw_p50_ms": at_app["p50_ms"],
-                          "exact_p95_ms": hnsw.exact_latency("image", version_id, query_image[:20])["p95_ms"]}
+        sizes_ms[rows] = {
+            "hnsw_p95_ms": at_app["p95_ms"],
+            "hnsw_p50_ms": at_app["p50_ms"],
+            "exact_p95_ms": hnsw.exact_latency("image", version_id, query_image[:20])["p95_ms"],
+        }
         logger.info("ef sweep %s: %s", label, curves[label])
     out["hnsw.curves"] = curves
     out["hnsw.latency_by_size"] = {str(k): v for k, v in sizes_ms.items()}
@@ -188,10 +223,12 @@ def run_database(args, result: dict) -> dict:
         shutil.copy(OUT_DIR / "hnsw.png", DOCS_PLOT)
 
     if not args.skip_halfvec:
-        out["halfvec"] = hnsw.halfvec(catalog.version_id, catalog.image, query_image[:n_queries // 2])
+        out["halfvec"] = hnsw.halfvec(catalog.version_id, catalog.image, query_image[: n_queries // 2])
         out["halfvec"]["vector_index_mb"] = built["index_mb"]["image"]
 
-    out.update(filtered.run(catalog, query_image[: (40 if args.quick else 60)], query_categories[: (40 if args.quick else 60)]))
+    out.update(
+        filtered.run(catalog, query_image[: (40 if args.quick else 60)], query_categories[: (40 if args.quick else 60)])
+    )
 
     serving = result["encode.best_backend"]
     from ml.accel import BACKENDS
@@ -228,17 +265,24 @@ def print_table(results: dict) -> None:
     if "hnsw.curves" in results:
         print("\nrecall@10 / p95 ms against ef_search (limit 10, unfiltered, image index)")
         for label, points in results["hnsw.curves"].items():
-            print(f"  {label:<14}" + "  ".join(f"ef{p['ef_search']}: {p['recall_at_10']:.3f}/{p['p95_ms']:.1f}" for p in points))
+            print(
+                f"  {label:<14}"
+                + "  ".join(f"ef{p['ef_search']}: {p['recall_at_10']:.3f}/{p['p95_ms']:.1f}" for p in points)
+            )
     if "filtered.detail" in results:
         print("\nfiltered (k=20) through search.query.retrieve")
         for label, row in results["filtered.detail"].items():
-            print(f"  {label:<40} full {row['full_k_fraction']:.3f}  min {row['min_results']:>3}  "
-                  f"p95 {row['p95_ms']:>7.1f} ms  {row['strategies']}")
+            print(
+                f"  {label:<40} full {row['full_k_fraction']:.3f}  min {row['min_results']:>3}  "
+                f"p95 {row['p95_ms']:>7.1f} ms  {row['strategies']}"
+            )
     if "query.http_detail" in results:
         print("\nHTTP /api/v1/search/ (photo, k=20), ms")
         for backend, row in results["query.http_detail"].items():
-            print(f"  {backend:<12} uncached p50 {row['uncached_p50_ms']:>7.1f} p95 {row['uncached_p95_ms']:>7.1f}   "
-                  f"cached p50 {row['cached_p50_ms']:>6.1f} p95 {row['cached_p95_ms']:>6.1f}")
+            print(
+                f"  {backend:<12} uncached p50 {row['uncached_p50_ms']:>7.1f} p95 {row['uncached_p95_ms']:>7.1f}   "
+                f"cached p50 {row['cached_p50_ms']:>6.1f} p95 {row['cached_p95_ms']:>6.1f}"
+            )
     if "profile.stages_median_ms" in results:
         print(f"\nsearch() stages, median ms ({results.get('profile.backend')}): {results['profile.stages_median_ms']}")
 
@@ -253,24 +297,31 @@ def main() -> None:
     parser.add_argument("--skip-halfvec", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--only-encode", action="store_true")
-    parser.add_argument("--quality", action="store_true",
-                        help="also evaluate's Recall@10 eager vs the serving backend (benchmarks/quality.py, ~8 min)")
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="also evaluate's Recall@10 eager vs the serving backend (benchmarks/quality.py, ~8 min)",
+    )
     parser.add_argument("--replot", action="store_true", help="redraw the plot from benchmarks/results.json only")
     args = parser.parse_args()
     setup_logging()
     if args.replot:
         saved = json.loads(RESULTS.read_text())
         sizes = {int(k): v for k, v in saved["hnsw.latency_by_size"].items()}
-        for size, label in zip(sorted(sizes), saved["hnsw.curves"]):
+        for size, label in zip(sorted(sizes), saved["hnsw.curves"], strict=False):
             point = next(p for p in saved["hnsw.curves"][label] if p["ef_search"] == saved["hnsw.params"]["ef_search"])
             sizes[size].setdefault("hnsw_p50_ms", point["p50_ms"])
         plot(saved["hnsw.curves"], sizes, DOCS_PLOT if args.docs else OUT_DIR / "hnsw.png")
         return
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results: dict = {"run.started": time.strftime("%Y-%m-%d %H:%M:%S"), "run.quick": args.quick,
-                     "run.cpus": os.cpu_count(), "run.python": platform.python_version(),
-                     "run.load_average_start": load_average()}
+    results: dict = {
+        "run.started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "run.quick": args.quick,
+        "run.cpus": os.cpu_count(),
+        "run.python": platform.python_version(),
+        "run.load_average_start": load_average(),
+    }
     sections: dict = {}
     t = time.perf_counter()
     results.update(encode.run(quick=args.quick, full=args.full))
@@ -294,7 +345,9 @@ def main() -> None:
     results["run.total_s"] = round(time.perf_counter() - started, 1)
     results["run.load_average_end"] = load_average()
     ordered = dict(sorted(results.items(), key=lambda item: (isinstance(item[1], (dict, list)), item[0])))
-    RESULTS.write_text(json.dumps(ordered, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)) + "\n")
+    RESULTS.write_text(
+        json.dumps(ordered, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)) + "\n"
+    )
     print_table(ordered)
     print(f"\nwrote {RESULTS.relative_to(ROOT)} in {results['run.total_s']:.0f}s")
 

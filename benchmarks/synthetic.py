@@ -180,8 +180,9 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
     fingerprint = hashlib.sha256(image[:64].tobytes() + product[-64:].tobytes()).hexdigest()[:16]
     marker = f"bench:{n}:{fingerprint}"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id, weights->>'bench' FROM search_modelversion WHERE version = %s AND state = 'active'",
-                       [version])
+        cursor.execute(
+            "SELECT id, weights->>'bench' FROM search_modelversion WHERE version = %s AND state = 'active'", [version]
+        )
         row = cursor.fetchone()
         if reuse and row and row[1] == marker:
             logger.info("reusing the loaded synthetic catalog (%d products)", n)
@@ -202,8 +203,10 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
     with connection.cursor() as cursor:
         # Vector indexes left by the last run would be filled row by row during the COPY
         # (a new version gets id 1 again): drop them, the caller builds them afterwards.
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename IN ('search_imageembedding', "
-                       "'search_productembedding') AND indexdef ILIKE '%USING hnsw%'")
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('search_imageembedding', "
+            "'search_productembedding') AND indexdef ILIKE '%USING hnsw%'"
+        )
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         cursor.execute(
@@ -211,7 +214,9 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
             "catalog_category, search_modelversion RESTART IDENTITY CASCADE"
         )
         for index, name in enumerate(categories, start=1):
-            cursor.execute("INSERT INTO catalog_category (id, name, slug) VALUES (%s, %s, %s)", [index, name, name.lower()])
+            cursor.execute(
+                "INSERT INTO catalog_category (id, name, slug) VALUES (%s, %s, %s)", [index, name, name.lower()]
+            )
         category_id = {name: index for index, name in enumerate(categories, start=1)}
         cursor.execute(
             "INSERT INTO search_modelversion (version, model_name, dim, weights, state, created_at, activated_at) "
@@ -220,38 +225,96 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
         )
         version_id = cursor.fetchone()[0]
         stamp = "2026-01-01 00:00:00+00"
-        product_columns = ["id", "embedding_dirty", "embedding_marked_at", "embedding_error", "sku", "title",
-                           "description", "metal", "metal_text", "gemstone", "gemstone_text", "price", "currency",
-                           "stock", "is_active", "created_at", "updated_at", "category_id"]
-        _copy_text(cursor, "catalog_product", product_columns, (
-            f"{i}\tf\t{stamp}\t\tSYN-{i:07d}\t{category_of[i - 1]} no. {i}\tA synthetic {category_of[i - 1].lower()}\t"
-            f"{CATEGORY_METAL[metals[i - 1]]}\t\t{GEMSTONES[gems[i - 1]]}\t\t{prices[i - 1]}.00\tINR\t"
-            f"{3 if in_stock[i - 1] else 0}\tt\t{stamp}\t{stamp}\t{category_id[category_of[i - 1]]}\n"
-            for i in range(1, n + 1)
-        ))
-        image_columns = ["id", "embedding_dirty", "embedding_marked_at", "embedding_error", "image", "position",
-                         "width", "height", "format", "content_hash", "alt_text", "created_at", "product_id"]
+        product_columns = [
+            "id",
+            "embedding_dirty",
+            "embedding_marked_at",
+            "embedding_error",
+            "sku",
+            "title",
+            "description",
+            "metal",
+            "metal_text",
+            "gemstone",
+            "gemstone_text",
+            "price",
+            "currency",
+            "stock",
+            "is_active",
+            "created_at",
+            "updated_at",
+            "category_id",
+        ]
+        _copy_text(
+            cursor,
+            "catalog_product",
+            product_columns,
+            (
+                f"{i}\tf\t{stamp}\t\tSYN-{i:07d}\t{category_of[i - 1]} no. {i}\tA synthetic {category_of[i - 1].lower()}\t"
+                f"{CATEGORY_METAL[metals[i - 1]]}\t\t{GEMSTONES[gems[i - 1]]}\t\t{prices[i - 1]}.00\tINR\t"
+                f"{3 if in_stock[i - 1] else 0}\tt\t{stamp}\t{stamp}\t{category_id[category_of[i - 1]]}\n"
+                for i in range(1, n + 1)
+            ),
+        )
+        image_columns = [
+            "id",
+            "embedding_dirty",
+            "embedding_marked_at",
+            "embedding_error",
+            "image",
+            "position",
+            "width",
+            "height",
+            "format",
+            "content_hash",
+            "alt_text",
+            "created_at",
+            "product_id",
+        ]
 
         def image_line(i: int) -> str:
             digest = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=32).hexdigest()
-            return (f"{i}\tf\t{stamp}\t\tproducts/{digest[:2]}/{digest}.jpg\t0\t850\t850\tJPEG\t{digest}\t\t"
-                    f"{stamp}\t{i}\n")
+            return (
+                f"{i}\tf\t{stamp}\t\tproducts/{digest[:2]}/{digest}.jpg\t0\t850\t850\tJPEG\t{digest}\t\t{stamp}\t{i}\n"
+            )
 
         _copy_text(cursor, "catalog_productimage", image_columns, (image_line(i) for i in range(1, n + 1)))
         placeholder = np.zeros((n, PLACEHOLDER_FEATURES), dtype=np.float32)
         stamps = np.full(n, now, dtype=np.int64)
         versions = np.full(n, version_id, dtype=np.int64)
-        _copy_binary(cursor, "search_imageembedding", [
-            ("int8", "id", ids), ("vector", "features", placeholder), ("vector", "embedding", image),
-            ("timestamptz", "updated_at", stamps), ("int8", "image_id", ids), ("int8", "product_id", ids),
-            ("int8", "model_version_id", versions),
-        ])
-        _copy_binary(cursor, "search_productembedding", [
-            ("int8", "id", ids), ("vector", "text_features", placeholder), ("vector", "embedding", product),
-            ("timestamptz", "updated_at", stamps), ("int8", "product_id", ids), ("int8", "model_version_id", versions),
-        ])
-        for table in ("catalog_category", "catalog_product", "catalog_productimage", "search_imageembedding",
-                      "search_productembedding", "search_modelversion"):
+        _copy_binary(
+            cursor,
+            "search_imageembedding",
+            [
+                ("int8", "id", ids),
+                ("vector", "features", placeholder),
+                ("vector", "embedding", image),
+                ("timestamptz", "updated_at", stamps),
+                ("int8", "image_id", ids),
+                ("int8", "product_id", ids),
+                ("int8", "model_version_id", versions),
+            ],
+        )
+        _copy_binary(
+            cursor,
+            "search_productembedding",
+            [
+                ("int8", "id", ids),
+                ("vector", "text_features", placeholder),
+                ("vector", "embedding", product),
+                ("timestamptz", "updated_at", stamps),
+                ("int8", "product_id", ids),
+                ("int8", "model_version_id", versions),
+            ],
+        )
+        for table in (
+            "catalog_category",
+            "catalog_product",
+            "catalog_productimage",
+            "search_imageembedding",
+            "search_productembedding",
+            "search_modelversion",
+        ):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         cursor.execute("ANALYZE")
     load_s = time.perf_counter() - started
@@ -274,9 +337,14 @@ def add_subset_version(catalog: Catalog, n: int, name: str) -> int:
             cursor.execute("DELETE FROM search_modelversion WHERE id = %s", [row[0]])
         cursor.execute(
             "INSERT INTO search_modelversion (version, model_name, dim, weights, state, created_at) "
-            "VALUES (%s, 'bench-subset', 512, '{}', 'retired', now()) RETURNING id", [name])
+            "VALUES (%s, 'bench-subset', 512, '{}', 'retired', now()) RETURNING id",
+            [name],
+        )
         version_id = cursor.fetchone()[0]
-        for table, key in (("search_imageembedding", "image_id, product_id"), ("search_productembedding", "product_id")):
+        for table, key in (
+            ("search_imageembedding", "image_id, product_id"),
+            ("search_productembedding", "product_id"),
+        ):
             feature = "features" if table == "search_imageembedding" else "text_features"
             cursor.execute(
                 f"INSERT INTO {table} ({key}, {feature}, embedding, updated_at, model_version_id) "

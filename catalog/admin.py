@@ -74,13 +74,25 @@ class ProductImageInline(admin.TabularInline):
     @admin.display(description="Index")
     def index_state(self, obj: ProductImage) -> str:
         if obj.embedding_error:
-            return format_html('<span title="{}" style="color:#b00">failed: {}</span>', obj.embedding_error, obj.embedding_error[:80])
+            return format_html(
+                '<span title="{}" style="color:#b00">failed: {}</span>', obj.embedding_error, obj.embedding_error[:80]
+            )
         return "pending" if obj.embedding_dirty else "indexed"
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["thumb", "sku", "title", "price_display", "category", "metal", "gemstone", "is_active", "index_badge"]
+    list_display = [
+        "thumb",
+        "sku",
+        "title",
+        "price_display",
+        "category",
+        "metal",
+        "gemstone",
+        "is_active",
+        "index_badge",
+    ]
     list_display_links = ["thumb", "sku", "title"]
     list_filter = ["category", "metal", "gemstone", "is_active", "embedding_dirty"]
     search_fields = ["sku", "title"]
@@ -93,7 +105,10 @@ class ProductAdmin(admin.ModelAdmin):
         (None, {"fields": ["sku", "title", "description", "category"]}),
         ("Attributes", {"fields": [("metal", "metal_text"), ("gemstone", "gemstone_text")]}),
         ("Sales", {"fields": [("price", "currency"), "stock", "is_active"]}),
-        ("Search index", {"fields": ["embedding_dirty", "embedding_marked_at", "embedding_error", "created_at", "updated_at"]}),
+        (
+            "Search index",
+            {"fields": ["embedding_dirty", "embedding_marked_at", "embedding_error", "created_at", "updated_at"]},
+        ),
     ]
 
     def get_queryset(self, request):

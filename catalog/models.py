@@ -88,7 +88,12 @@ class Product(DirtyTracking):
         if getattr(self, "_loaded_text", None) != self._text_signature():
             self.mark_dirty()
             if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "embedding_dirty", "embedding_marked_at", "embedding_error"}
+                kwargs["update_fields"] = {
+                    *kwargs["update_fields"],
+                    "embedding_dirty",
+                    "embedding_marked_at",
+                    "embedding_error",
+                }
         super().save(*args, **kwargs)
         self._loaded_text = self._text_signature()
 
@@ -157,6 +162,11 @@ class ProductImage(DirtyTracking):
         if self.content_hash != getattr(self, "_loaded_hash", None):
             self.mark_dirty()
             if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "embedding_dirty", "embedding_marked_at", "embedding_error"}
+                kwargs["update_fields"] = {
+                    *kwargs["update_fields"],
+                    "embedding_dirty",
+                    "embedding_marked_at",
+                    "embedding_error",
+                }
         super().save(*args, **kwargs)
         self._loaded_hash = self.content_hash

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Iterable
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -94,7 +94,9 @@ def upsert_product(data: ProductData) -> tuple[Product, str]:
 
 
 @transaction.atomic
-def add_product_image(product: Product, checked: CheckedImage, *, position: int | None = None) -> tuple[ProductImage, bool]:
+def add_product_image(
+    product: Product, checked: CheckedImage, *, position: int | None = None
+) -> tuple[ProductImage, bool]:
     """Attach a validated photo; the same photo uploaded twice is stored once."""
     existing = ProductImage.objects.filter(product=product, content_hash=checked.sha256).first()
     if existing:

@@ -38,8 +38,13 @@ except ImportError:  # pragma: no cover - declared dependency
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
 # How an accepted format is stored and served: the one home of both facts.
 FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}
-EXTENSION_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
-                           "heic": "image/heic"}
+EXTENSION_CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "heic": "image/heic",
+}
 # Pillow names a JPEG with a multi-picture index (phones' portrait/HDR shots) "MPO".
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 # A camera's EXIF block fits one JPEG APP1 segment (64 KiB); anything larger is made up.
@@ -170,8 +175,26 @@ def _jpeg_layout(data: bytes) -> _Layout:
     return _Layout(n, metadata)
 
 
-_PNG_IMAGE_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT", b"gAMA", b"cHRM",
-                     b"sRGB", b"sBIT", b"pHYs", b"bKGD", b"hIST", b"cICP", b"mDCv", b"cLLi"}
+_PNG_IMAGE_CHUNKS = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"sBIT",
+    b"pHYs",
+    b"bKGD",
+    b"hIST",
+    b"cICP",
+    b"mDCv",
+    b"cLLi",
+}
 
 
 def _png_layout(data: bytes) -> _Layout:
@@ -260,8 +283,7 @@ def _isobmff_layout(data: bytes) -> _Layout:
     return _Layout(min(i, n))
 
 
-_LAYOUTS = {"JPEG": _jpeg_layout, "PNG": _png_layout, "GIF": _gif_layout, "WEBP": _webp_layout,
-            "HEIF": _isobmff_layout}
+_LAYOUTS = {"JPEG": _jpeg_layout, "PNG": _png_layout, "GIF": _gif_layout, "WEBP": _webp_layout, "HEIF": _isobmff_layout}
 
 
 def _hidden_file(data: bytes, end: int) -> str | None:
@@ -288,12 +310,16 @@ def _hidden_file(data: bytes, end: int) -> str | None:
 
 
 def _check_metadata(image: Image.Image, layout: _Layout) -> None:
-    info_bytes = sum(len(image.info.get(key) or b"") for key in ("exif", "xmp", "icc_profile", "comment")
-                     if isinstance(image.info.get(key), (bytes, str)))
+    info_bytes = sum(
+        len(image.info.get(key) or b"")
+        for key in ("exif", "xmp", "icc_profile", "comment")
+        if isinstance(image.info.get(key), (bytes, str))
+    )
     metadata = max(layout.metadata, info_bytes)
     if metadata > MAX_METADATA_BYTES:
         raise UploadError(
-            400, "metadata_too_large",
+            400,
+            "metadata_too_large",
             f"The photo carries {metadata / 1e6:.1f} MB of metadata (EXIF, XMP, colour profile, comments); "
             f"the limit is {MAX_METADATA_BYTES / 1e6:.0f} MB. Export the photo again without metadata.",
         )
@@ -302,7 +328,8 @@ def _check_metadata(image: Image.Image, layout: _Layout) -> None:
         return
     if len(exif) > MAX_EXIF_BYTES:
         raise UploadError(
-            400, "metadata_too_large",
+            400,
+            "metadata_too_large",
             f"The photo's EXIF block is {len(exif) / 1024:.0f} KB; a camera writes at most "
             f"{MAX_EXIF_BYTES // 1024} KB. Export the photo again without metadata.",
         )
@@ -312,16 +339,21 @@ def _check_metadata(image: Image.Image, layout: _Layout) -> None:
             tags = Image.Exif()  # parsed afresh: Pillow's own copy was read (quietly) while opening
             tags.load(exif)
             entries = len(tags) + sum(len(tags.get_ifd(ifd)) for ifd in (0x8769, 0x8825) if ifd in tags)
-        except Exception as exc:  # noqa: BLE001 - any failure to parse it is a malformed block
-            raise UploadError(400, "corrupt_metadata",
-                              f"The photo's EXIF metadata is malformed ({type(exc).__name__}). "
-                              "Export the photo again without metadata.") from None
+        except Exception as exc:
+            raise UploadError(
+                400,
+                "corrupt_metadata",
+                f"The photo's EXIF metadata is malformed ({type(exc).__name__}). "
+                "Export the photo again without metadata.",
+            ) from None
     broken = [str(w.message) for w in caught if "exif" in str(w.message).lower() or "tag" in str(w.message).lower()]
     if broken or entries > MAX_EXIF_ENTRIES:
         reason = broken[0] if broken else f"{entries} entries"
-        raise UploadError(400, "corrupt_metadata",
-                          f"The photo's EXIF metadata is malformed ({reason[:120]}). "
-                          "Export the photo again without metadata.")
+        raise UploadError(
+            400,
+            "corrupt_metadata",
+            f"The photo's EXIF metadata is malformed ({reason[:120]}). Export the photo again without metadata.",
+        )
 
 
 def check_image_upload(data: bytes) -> CheckedImage:
@@ -346,14 +378,16 @@ def check_image_upload(data: bytes) -> CheckedImage:
                 raise UploadError(400, "invalid_image", "The image has no pixels.")
             if width * height > max_pixels:
                 raise UploadError(
-                    400, "image_too_large",
+                    400,
+                    "image_too_large",
                     f"The image is {width}x{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
                 )
             layout = _LAYOUTS[image_format](data)
             hidden = _hidden_file(data, layout.end)
             if hidden:
                 raise UploadError(
-                    400, "hidden_content",
+                    400,
+                    "hidden_content",
                     f"The file is an image with {hidden} hidden in it (a polyglot file). Upload the plain photo.",
                 )
             _check_metadata(image, layout)
@@ -362,13 +396,15 @@ def check_image_upload(data: bytes) -> CheckedImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UploadError(
-            400, "image_too_large",
+            400,
+            "image_too_large",
             f"The image has too many pixels to process safely; the limit is {max_pixels / 1e6:.0f} megapixels.",
         ) from None
     except UnidentifiedImageError:
         kind = _describe(data)
         raise UploadError(
-            415, "unsupported_media_type",
+            415,
+            "unsupported_media_type",
             f"This looks like {kind}, not a photo. Upload a JPEG, PNG, WebP, GIF or HEIC image.",
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, StructError) as exc:

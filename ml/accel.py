@@ -173,7 +173,9 @@ def onnx_image_encoder(
 ) -> OnnxImageEncoder:
     """The ONNX Runtime encoder of ``encoder``, exported once into the cache."""
     crop = int(config["preprocess"]["crop"])
-    path = Path(cache_dir or ONNX_CACHE_DIR) / f"{config['name']}-image-{onnx_cache_key(config, image_weights_hash)}.onnx"
+    path = (
+        Path(cache_dir or ONNX_CACHE_DIR) / f"{config['name']}-image-{onnx_cache_key(config, image_weights_hash)}.onnx"
+    )
     session = None
     if path.is_file():
         try:

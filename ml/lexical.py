@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import re
 import unicodedata
@@ -27,9 +28,53 @@ __all__ = ["LexicalHasher", "build_lexical", "lexical_dim", "terms"]
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that say nothing about a piece of jewelry (and the product-text field labels).
 STOP_WORDS = frozenset(
-    """a an and are as at be by for from has have in into is it its of on or that the this to was
-    were with without along each featuring features feature set metal gemstone stone design setting
-    i im looking want need some""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "with",
+        "without",
+        "along",
+        "each",
+        "featuring",
+        "features",
+        "feature",
+        "set",
+        "metal",
+        "gemstone",
+        "stone",
+        "design",
+        "setting",
+        "i",
+        "im",
+        "looking",
+        "want",
+        "need",
+        "some",
+    ]
 )
 
 
@@ -44,7 +89,7 @@ def terms(text: str) -> list[str]:
     """Content words and adjacent content-word pairs of a text, normalised."""
     folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
     words = [_stem(word) for word in _WORD.findall(folded) if word not in STOP_WORDS]
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 @functools.lru_cache(maxsize=65536)

@@ -45,14 +45,14 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MODEL",
     "FusionInput",
+    "ImageDecodeError",
+    "ModelLoadError",
     "ProductInput",
     "SearchModel",
+    "load_fusion_checkpoint",
     "load_model",
     "model_version",
     "save_fusion_checkpoint",
-    "load_fusion_checkpoint",
-    "ModelLoadError",
-    "ImageDecodeError",
 ]
 
 T = TypeVar("T")
@@ -167,12 +167,15 @@ class SearchModel:
             counts.append(count)
         max_images = max(counts, default=0)
         tensors: dict[str, torch.Tensor | None] = {
-            "image_features": None, "image_mask": None, "text_features": None, "text_mask": None,
+            "image_features": None,
+            "image_mask": None,
+            "text_features": None,
+            "text_mask": None,
         }
         if max_images:
             features = np.zeros((size, max_images, self.image_feature_dim), dtype=np.float32)
             mask = np.zeros((size, max_images), dtype=bool)
-            for index, (item, count) in enumerate(zip(items, counts)):
+            for index, (item, count) in enumerate(zip(items, counts, strict=False)):
                 if count:
                     features[index, :count] = np.asarray(item.image_features, dtype=np.float32).reshape(count, -1)
                     mask[index, :count] = True
@@ -210,11 +213,11 @@ class SearchModel:
         )
         return self.fuse([item])[0]
 
-    def encode_product(
-        self, products: Sequence[ProductInput], batch_size: int = PRODUCT_BATCH_SIZE
-    ) -> np.ndarray:
+    def encode_product(self, products: Sequence[ProductInput], batch_size: int = PRODUCT_BATCH_SIZE) -> np.ndarray:
         """(N, dim): catalog products from all their photos and their text."""
-        return self.fuse([item for batch in _batches(list(products), batch_size) for item in self.product_inputs(batch)])
+        return self.fuse(
+            [item for batch in _batches(list(products), batch_size) for item in self.product_inputs(batch)]
+        )
 
     def product_inputs(self, products: Sequence[ProductInput]) -> list[FusionInput]:
         """Raw features of products (what to store), as FusionInputs ready for ``fuse``."""
@@ -223,7 +226,7 @@ class SearchModel:
         texts = [(product.text or "").strip() for product in products]
         with_text = [index for index, text in enumerate(texts) if text]
         text_rows = self.text_features([texts[index] for index in with_text])
-        text_by_index = dict(zip(with_text, text_rows))
+        text_by_index = dict(zip(with_text, text_rows, strict=False))
         items, start = [], 0
         for index, product in enumerate(products):
             count = len(product.images)
@@ -242,7 +245,9 @@ class SearchModel:
 CHECKPOINT_FORMAT = "shop-search-fusion/1"
 
 
-def save_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike, *, config: Mapping, extra: Mapping | None = None) -> Path:
+def save_fusion_checkpoint(
+    fusion: AttentionFusion, path: str | os.PathLike, *, config: Mapping, extra: Mapping | None = None
+) -> Path:
     """Save only the fusion weights (a few MB) with the architecture they need."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +278,7 @@ def load_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike) -> 
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise ModelLoadError(f"fusion checkpoint not found: {path}") from exc
-    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle, ...
+    except Exception as exc:
         raise ModelLoadError(f"fusion checkpoint {path} is corrupt: {exc}") from exc
     state = payload.get("state_dict") if isinstance(payload, dict) and "format" in payload else payload
     if not isinstance(state, dict):

@@ -31,7 +31,7 @@ try:  # HEIC/HEIF from phones; optional so a missing wheel does not break JPEG s
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     logger.warning("pillow-heif is not installed: HEIC uploads will be rejected")
 
-__all__ = ["ImageDecodeError", "load_image", "to_tensor", "BACKGROUND"]
+__all__ = ["BACKGROUND", "ImageDecodeError", "load_image", "to_tensor"]
 
 BACKGROUND = (255, 255, 255)  # catalog photos are shot on white; transparency becomes white
 _INTERPOLATION = {
@@ -63,9 +63,7 @@ def load_image(data: bytes | str | Path | BinaryIO) -> Image.Image:
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"no such file: {data}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(
-            "not an image format we can read (use JPEG, PNG, WebP, GIF or HEIC)"
-        ) from exc
+        raise ImageDecodeError("not an image format we can read (use JPEG, PNG, WebP, GIF or HEIC)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError("the image has too many pixels") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -75,7 +73,7 @@ def load_image(data: bytes | str | Path | BinaryIO) -> Image.Image:
         raise ImageDecodeError("the image has no pixels")
     try:
         image = ImageOps.exif_transpose(image) or image
-    except Exception:  # noqa: BLE001 - a broken EXIF block should not reject a good photo
+    except Exception:
         logger.debug("ignoring unreadable EXIF orientation", exc_info=True)
     return _to_rgb(image)
 
@@ -88,14 +86,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         mode = image.mode
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        image = image.convert("RGBA")
-    elif mode in ("L", "1") and "transparency" in image.info:
-        image = image.convert("RGBA")
-    elif mode == "RGB" and "transparency" in image.info:
+    elif (
+        mode in ("LA", "La", "PA", "RGBa")
+        or (mode in ("L", "1") and "transparency" in image.info)
+        or (mode == "RGB" and "transparency" in image.info)
+    ):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
-        canvas = Image.new("RGBA", image.size, BACKGROUND + (255,))
+        canvas = Image.new("RGBA", image.size, (*BACKGROUND, 255))
         image = Image.alpha_composite(canvas, image)
     if image.mode != "RGB":
         image = image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBA (already composited)
@@ -120,7 +118,7 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
 
 
 def _preprocess_section(config: Mapping) -> Mapping:
-    return config["preprocess"] if "preprocess" in config else config
+    return config.get("preprocess", config)
 
 
 def resize_and_crop(image: Image.Image, config: Mapping) -> Image.Image:
@@ -140,7 +138,7 @@ def resize_and_crop(image: Image.Image, config: Mapping) -> Image.Image:
     return image.crop((left, top, left + crop, top + crop))
 
 
-def to_tensor(images: Sequence[Image.Image], config: Mapping) -> "torch.Tensor":
+def to_tensor(images: Sequence[Image.Image], config: Mapping) -> torch.Tensor:
     """Batch of images -> normalised float32 tensor (N, 3, crop, crop).
 
     ``config`` is a model config (its ``preprocess`` section is used) or that section.
@@ -150,10 +148,7 @@ def to_tensor(images: Sequence[Image.Image], config: Mapping) -> "torch.Tensor":
     settings = _preprocess_section(config)
     mean = np.asarray(settings["mean"], dtype=np.float32).reshape(1, 1, 3)
     std = np.asarray(settings["std"], dtype=np.float32).reshape(1, 1, 3)
-    arrays = [
-        (np.asarray(resize_and_crop(image, settings), dtype=np.float32) / 255.0 - mean) / std
-        for image in images
-    ]
+    arrays = [(np.asarray(resize_and_crop(image, settings), dtype=np.float32) / 255.0 - mean) / std for image in images]
     if not arrays:
         crop = int(settings["crop"])
         return torch.zeros((0, 3, crop, crop), dtype=torch.float32)

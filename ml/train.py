@@ -59,17 +59,30 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
     attribute_features = F.text_features(base, [q.text for q in attribute_queries], kind="train-attributes")
     features_seconds = time.perf_counter() - started
     data = build_training_data(
-        train, photo[rows], product_text[rows], views, span_features, title_features,
-        attribute_queries, attribute_features,
+        train,
+        photo[rows],
+        product_text[rows],
+        views,
+        span_features,
+        title_features,
+        attribute_queries,
+        attribute_features,
     )
-    logger.info("training on %d products, %d views each, %d attribute queries", data.size, views.shape[1], len(attribute_queries))
+    logger.info(
+        "training on %d products, %d views each, %d attribute queries",
+        data.size,
+        views.shape[1],
+        len(attribute_queries),
+    )
     fusion = base.fusion
     report = train_fusion(fusion, data, settings, progress=progress)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = output_dir / f"{settings.config}.fusion.pt"
     save_fusion_checkpoint(
-        fusion, checkpoint, config=base.config,
+        fusion,
+        checkpoint,
+        config=base.config,
         extra={"settings": settings.to_dict(), "train_products": len(train_skus)},
     )
     trained = load_model(settings.config, fusion_weights=checkpoint)
@@ -84,10 +97,18 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
         "loss_last_epoch": report["history"][-1]["loss"],
         "threads": threads,
     }
-    split = {"seed": settings.split_seed, "val_fraction": settings.val_fraction, "train": train_skus, "validation": val_skus}
+    split = {
+        "seed": settings.split_seed,
+        "val_fraction": settings.val_fraction,
+        "train": train_skus,
+        "validation": val_skus,
+    }
     (output_dir / f"{settings.config}.split.json").write_text(json.dumps(split, indent=1) + "\n")
     (output_dir / f"{settings.config}.metrics.json").write_text(
-        json.dumps({"version": trained.version, "settings": settings.to_dict(), "training": training, **metrics}, indent=1) + "\n"
+        json.dumps(
+            {"version": trained.version, "settings": settings.to_dict(), "training": training, **metrics}, indent=1
+        )
+        + "\n"
     )
     if output_dir == WEIGHTS_DIR and settings.config == DEFAULT_MODEL:
         write_model_card(output_dir / "MODEL_CARD.md", trained, settings, training, metrics)
@@ -109,12 +130,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = TrainSettings(
-        config=args.config, epochs=args.epochs, seed=args.seed, view_seed=args.view_seed, batch_size=args.batch_size,
-        lr=args.lr, train_views=args.views,
+        config=args.config,
+        epochs=args.epochs,
+        seed=args.seed,
+        view_seed=args.view_seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_views=args.views,
     )
     result = run(settings, args.output_dir, threads=args.threads)
-    print(f"\n{result['version']}  trained in {result['training']['train_seconds']} s "
-          f"(features {result['training']['feature_seconds']} s)\n")
+    print(
+        f"\n{result['version']}  trained in {result['training']['train_seconds']} s "
+        f"(features {result['training']['feature_seconds']} s)\n"
+    )
     print(format_table(result["metrics"]))
 
 

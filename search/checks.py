@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import ml
 from django.conf import settings
 from django.core.checks import Error, register
+
+import ml
 
 CONFIG_DIR = Path(ml.__file__).parent / "configs"
 

@@ -93,7 +93,9 @@ def model_for_version(version: ModelVersion):
     return model
 
 
-def register_version(model, *, weights: dict | None = None, state: str = ModelVersion.State.BACKFILLING) -> ModelVersion:
+def register_version(
+    model, *, weights: dict | None = None, state: str = ModelVersion.State.BACKFILLING
+) -> ModelVersion:
     """The version row of a loaded model (created once) with its partial HNSW indexes."""
     version, created = ModelVersion.objects.get_or_create(
         version=model.version,

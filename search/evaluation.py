@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -59,15 +59,17 @@ def read_queries(csv_path: Path) -> list[EvalQuery]:
     return queries
 
 
-def run_queries(queries: list[EvalQuery], k: int, *, exact: bool = False,
-                progress: Callable[[int], None] | None = None) -> list[EvalResult]:
+def run_queries(
+    queries: list[EvalQuery], k: int, *, exact: bool = False, progress: Callable[[int], None] | None = None
+) -> list[EvalResult]:
     results = []
     for query in queries:
         response = search(SearchQuery(image=query.image, text=query.text, k=k, exact=exact))
         ranked = [result.product.sku for result in response.results]
         thumbs = {
             result.product.sku: result.matched_image.image.url
-            for result in response.results[:5] if result.matched_image is not None
+            for result in response.results[:5]
+            if result.matched_image is not None
         }
         results.append(EvalResult(query, ranked, thumbs))
         if progress:
@@ -78,8 +80,9 @@ def run_queries(queries: list[EvalQuery], k: int, *, exact: bool = False,
 def _matrices(ranked: list[str], relevant: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """One query as a 1-row score/relevance matrix: returned items by rank, missed relevant last."""
     gallery = ranked + [sku for sku in relevant if sku not in ranked]
-    scores = np.array([[len(ranked) - i for i in range(len(ranked))] + [-1e9] * (len(gallery) - len(ranked))],
-                      dtype=np.float64)
+    scores = np.array(
+        [[len(ranked) - i for i in range(len(ranked))] + [-1e9] * (len(gallery) - len(ranked))], dtype=np.float64
+    )
     wanted = set(relevant)
     return scores, np.array([[sku in wanted for sku in gallery]])
 
@@ -125,8 +128,12 @@ def to_json(results: list[EvalResult], scores: dict[str, float]) -> dict:
         "metrics": scores,
         "by_kind": metrics_by_kind(results),
         "results": [
-            {"query_image": r.query.image_path, "query_text": r.query.text,
-             "relevant_skus": r.query.relevant, "ranked_skus": r.ranked}
+            {
+                "query_image": r.query.image_path,
+                "query_text": r.query.text,
+                "relevant_skus": r.query.relevant,
+                "ranked_skus": r.ranked,
+            }
             for r in results
         ],
     }

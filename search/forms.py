@@ -10,14 +10,18 @@ from .query import Filters
 
 
 def _choices(enum) -> list[tuple[str, str]]:
-    return [("", "Any")] + list(enum.choices)
+    return [("", "Any"), *list(enum.choices)]
 
 
 class SearchForm(forms.Form):
     """The shopper's query: words, a photo reference, filters. All optional but one."""
 
-    text = forms.CharField(required=False, max_length=300, strip=True,
-                           widget=forms.TextInput(attrs={"placeholder": "rose gold oval sapphire ring", "type": "search"}))
+    text = forms.CharField(
+        required=False,
+        max_length=300,
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "rose gold oval sapphire ring", "type": "search"}),
+    )
     image_ref = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
     similar = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     category = forms.ChoiceField(required=False)
@@ -30,7 +34,7 @@ class SearchForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["category"].choices = [("", "Any")] + list(Category.objects.values_list("slug", "name"))
+        self.fields["category"].choices = [("", "Any"), *list(Category.objects.values_list("slug", "name"))]
 
     def clean(self):
         cleaned = super().clean()

@@ -103,27 +103,32 @@ def _plan(product_ids: Iterable[int], image_ids: Iterable[int], versions: list[M
     images = list(ProductImage.objects.filter(product_id__in=product_list).order_by("pk"))
     version_ids = [version.pk for version in versions]
     have_image = set(
-        ImageEmbedding.objects.filter(image_id__in=[i.pk for i in images], model_version_id__in=version_ids)
-        .values_list("image_id", "model_version_id")
+        ImageEmbedding.objects.filter(
+            image_id__in=[i.pk for i in images], model_version_id__in=version_ids
+        ).values_list("image_id", "model_version_id")
     )
     have_product = set(
-        ProductEmbedding.objects.filter(product_id__in=product_list, model_version_id__in=version_ids)
-        .values_list("product_id", "model_version_id")
+        ProductEmbedding.objects.filter(product_id__in=product_list, model_version_id__in=version_ids).values_list(
+            "product_id", "model_version_id"
+        )
     )
     plan = _Plan(versions, products, [], {}, {}, {})
     for version in versions:
         wanted = {
-            image.pk for image in images
+            image.pk
+            for image in images
             if image.embedding_dirty or ((image.pk, version.pk) not in have_image and not image.embedding_error)
         }
         plan.images_for[version.pk] = wanted
         touched = {image.product_id for image in images if image.pk in wanted}
         plan.products_for[version.pk] = {
-            pk for pk, product in products.items()
+            pk
+            for pk, product in products.items()
             if product.embedding_dirty or (pk, version.pk) not in have_product or pk in touched
         }
         plan.text_for[version.pk] = {
-            pk for pk in plan.products_for[version.pk]
+            pk
+            for pk in plan.products_for[version.pk]
             if products[pk].embedding_dirty or (pk, version.pk) not in have_product
         }
     needed_images = set().union(*plan.images_for.values()) if versions else set()
@@ -162,7 +167,7 @@ def embed_images(model, photos: Sequence) -> tuple[np.ndarray, np.ndarray, dict[
                 rows[index] = run([photo])
             except NOT_A_PHOTO_FAULT:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failures[index] = _reason(exc)
         if not rows:
             raise
@@ -202,10 +207,15 @@ def _embed_photos(plan: _Plan, models: dict[int, object], report: IndexReport, *
                 if index in failed:
                     report.failures[image.pk] = failed[index]
                     continue
-                rows.append(ImageEmbedding(
-                    image_id=image.pk, product_id=image.product_id, model_version_id=version.pk,
-                    features=features[index], embedding=fused[index],
-                ))
+                rows.append(
+                    ImageEmbedding(
+                        image_id=image.pk,
+                        product_id=image.product_id,
+                        model_version_id=version.pk,
+                        features=features[index],
+                        embedding=fused[index],
+                    )
+                )
         if delay:  # test settings only: lets a test kill the worker in the middle of a batch
             time.sleep(delay)
         rows = [row for row in rows if row.image_id not in report.failures]
@@ -219,8 +229,10 @@ def _write_photo_rows(batch: Sequence[ProductImage], rows: list[ImageEmbedding])
     """Upsert, under a row lock, only photos that did not change since they were read."""
     with transaction.atomic():
         current = dict(
-            ProductImage.objects.select_for_update(no_key=True).filter(pk__in=[i.pk for i in batch])
-            .order_by("pk").values_list("pk", "embedding_marked_at")
+            ProductImage.objects.select_for_update(no_key=True)
+            .filter(pk__in=[i.pk for i in batch])
+            .order_by("pk")
+            .values_list("pk", "embedding_marked_at")
         )
         fresh = {image.pk for image in batch if current.get(image.pk) == image.embedding_marked_at}
         rows = [row for row in rows if row.image_id in fresh]
@@ -247,7 +259,7 @@ def _text_features(plan: _Plan, models: dict[int, object]) -> dict[tuple[int, in
         for batch in chunked(ids, settings.EMBED_TEXT_BATCH_SIZE):
             texts = [product_text_of(plan.products[pk]) for pk in batch]
             rows = models[version.pk].text_features(texts, batch_size=settings.EMBED_TEXT_BATCH_SIZE)
-            out.update({(version.pk, pk): row for pk, row in zip(batch, rows)})
+            out.update({(version.pk, pk): row for pk, row in zip(batch, rows, strict=False)})
     return out
 
 
@@ -259,8 +271,9 @@ def embed_products(
     from ml.model import FusionInput
 
     stored = dict(
-        ProductEmbedding.objects.filter(product_id__in=[pk for pk in product_ids if pk not in text], model_version=version)
-        .values_list("product_id", "text_features")
+        ProductEmbedding.objects.filter(
+            product_id__in=[pk for pk in product_ids if pk not in text], model_version=version
+        ).values_list("product_id", "text_features")
     )
     photo_features: dict[int, list[np.ndarray]] = defaultdict(list)
     for product_id, features in (
@@ -275,26 +288,35 @@ def embed_products(
         if text_features is None:
             continue  # its row vanished meanwhile (a prune): the sweep's missing check redoes it
         ids.append(pk)
-        inputs.append(FusionInput(
-            image_features=np.stack(photo_features[pk]) if photo_features.get(pk) else None,
-            text_features=np.asarray(text_features, dtype=np.float32),
-        ))
+        inputs.append(
+            FusionInput(
+                image_features=np.stack(photo_features[pk]) if photo_features.get(pk) else None,
+                text_features=np.asarray(text_features, dtype=np.float32),
+            )
+        )
     fused = model.fuse(inputs) if inputs else []
     return [
         ProductEmbedding(product_id=pk, model_version=version, text_features=item.text_features, embedding=vector)
-        for pk, item, vector in zip(ids, inputs, fused)
+        for pk, item, vector in zip(ids, inputs, fused, strict=False)
     ]
 
 
 def _fuse_products(
-    plan: _Plan, models: dict[int, object], text: dict[tuple[int, int], np.ndarray], photos_done: set[int],
-    report: IndexReport, *, clear_flags: bool,
+    plan: _Plan,
+    models: dict[int, object],
+    text: dict[tuple[int, int], np.ndarray],
+    photos_done: set[int],
+    report: IndexReport,
+    *,
+    clear_flags: bool,
 ) -> None:
     """One transaction: lock the products, fuse, upsert, and clear the flags of what is done."""
     with transaction.atomic():
         current = dict(
-            Product.objects.select_for_update(no_key=True).filter(pk__in=list(plan.products))
-            .order_by("pk").values_list("pk", "embedding_marked_at")
+            Product.objects.select_for_update(no_key=True)
+            .filter(pk__in=list(plan.products))
+            .order_by("pk")
+            .values_list("pk", "embedding_marked_at")
         )
         fresh = {pk for pk, product in plan.products.items() if current.get(pk) == product.embedding_marked_at}
         report.skipped += len(plan.products) - len(fresh)
@@ -319,10 +341,16 @@ def _fuse_products(
         )
         # A photo is done once its rows are written (or it failed for good) and its
         # product is fused here or marked for a newer task, which will fuse it.
-        done = [image for image in plan.images if image.embedding_dirty and (image.pk in photos_done or image.pk in report.failures)]
+        done = [
+            image
+            for image in plan.images
+            if image.embedding_dirty and (image.pk in photos_done or image.pk in report.failures)
+        ]
         current_images = dict(
-            ProductImage.objects.select_for_update(no_key=True).filter(pk__in=[i.pk for i in done])
-            .order_by("pk").values_list("pk", "embedding_marked_at")
+            ProductImage.objects.select_for_update(no_key=True)
+            .filter(pk__in=[i.pk for i in done])
+            .order_by("pk")
+            .values_list("pk", "embedding_marked_at")
         )
         unchanged = [image for image in done if current_images.get(image.pk) == image.embedding_marked_at]
         ProductImage.objects.filter(pk__in=[i.pk for i in unchanged if i.pk not in report.failures]).update(
@@ -360,8 +388,12 @@ def index_catalog(
     _fuse_products(plan, models, text, photos_done, report, clear_flags=clear_flags)
     logger.info(
         "indexed %d photos, %d products for %s in %.2fs (%d failed, %d skipped)",
-        report.images_embedded, report.products_embedded, ", ".join(v.version for v in versions),
-        time.perf_counter() - started, len(report.failures), report.skipped,
+        report.images_embedded,
+        report.products_embedded,
+        ", ".join(v.version for v in versions),
+        time.perf_counter() - started,
+        len(report.failures),
+        report.skipped,
     )
     return report
 
@@ -423,12 +455,10 @@ def index_status() -> dict:
     images = ProductImage.objects.count()
     embedded = ImageEmbedding.objects.filter(model_version=version).count() if version else 0
     pending = (
-        Product.objects.filter(embedding_dirty=True).count()
-        + ProductImage.objects.filter(embedding_dirty=True).count()
+        Product.objects.filter(embedding_dirty=True).count() + ProductImage.objects.filter(embedding_dirty=True).count()
     )
     failed = (
-        Product.objects.exclude(embedding_error="").count()
-        + ProductImage.objects.exclude(embedding_error="").count()
+        Product.objects.exclude(embedding_error="").count() + ProductImage.objects.exclude(embedding_error="").count()
     )
     return {
         "products": products,
@@ -468,7 +498,9 @@ def activate_version(version: ModelVersion) -> None:
     """The atomic switch: one transaction retires the old version and activates the new one."""
     list(
         ModelVersion.objects.select_for_update()
-        .filter(Q(state=ModelVersion.State.ACTIVE) | Q(pk=version.pk)).order_by("pk").values_list("pk", flat=True)
+        .filter(Q(state=ModelVersion.State.ACTIVE) | Q(pk=version.pk))
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
         state=ModelVersion.State.RETIRED

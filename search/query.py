@@ -48,8 +48,16 @@ class Filters:
     in_stock: bool = False
 
     def is_empty(self) -> bool:
-        return not any([self.category, self.metal, self.gemstone, self.price_min is not None,
-                        self.price_max is not None, self.in_stock])
+        return not any(
+            [
+                self.category,
+                self.metal,
+                self.gemstone,
+                self.price_min is not None,
+                self.price_max is not None,
+                self.in_stock,
+            ]
+        )
 
     def sql(self) -> tuple[str, list]:
         """Conditions on `p` (catalog_product), always parameterised."""
@@ -152,8 +160,16 @@ class Hit:
     similarity: float
 
 
-def _nearest(kind: str, vector: str, version_id: int, filters: Filters, limit: int, *, exact: bool,
-             exclude_product: int | None = None) -> list[Hit]:
+def _nearest(
+    kind: str,
+    vector: str,
+    version_id: int,
+    filters: Filters,
+    limit: int,
+    *,
+    exact: bool,
+    exclude_product: int | None = None,
+) -> list[Hit]:
     """Nearest rows of one index. `exact` scans the filtered subset without the graph."""
     table = "search_imageembedding" if kind == "image" else "search_productembedding"
     image_column = "e.image_id" if kind == "image" else "NULL::bigint"
@@ -174,7 +190,9 @@ def _nearest(kind: str, vector: str, version_id: int, filters: Filters, limit: i
     args = [vector, *params] + ([] if exact else [vector]) + [limit]
     with transaction.atomic(), connection.cursor() as cursor:
         if not exact:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.HNSW_EF_SEARCH, min(limit, 1000)))])
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.HNSW_EF_SEARCH, min(limit, 1000)))]
+            )
             if capabilities().iterative_scan and not filters.is_empty():
                 cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         cursor.execute(sql, args)
@@ -189,8 +207,15 @@ def _matching_products(filters: Filters) -> int:
         return cursor.fetchone()[0]
 
 
-def retrieve(vector: np.ndarray, version: ModelVersion, filters: Filters, k: int, *, exact: bool = False,
-             exclude_product: int | None = None) -> tuple[dict[int, dict], str]:
+def retrieve(
+    vector: np.ndarray,
+    version: ModelVersion,
+    filters: Filters,
+    k: int,
+    *,
+    exact: bool = False,
+    exclude_product: int | None = None,
+) -> tuple[dict[int, dict], str]:
     """Candidates grouped by product: {product_id: {"image": (sim, image_id), "product": sim}}."""
     literal = _vector_literal(vector)
     wanted = k * settings.SEARCH_CANDIDATE_FACTOR
@@ -211,7 +236,9 @@ def retrieve(vector: np.ndarray, version: ModelVersion, filters: Filters, k: int
     for _ in range(MAX_FETCH_ROUNDS):
         grouped: dict[int, dict] = {}
         for kind in ("image", "product"):
-            for hit in _nearest(kind, literal, version.pk, filters, limit, exact=exact, exclude_product=exclude_product):
+            for hit in _nearest(
+                kind, literal, version.pk, filters, limit, exact=exact, exclude_product=exclude_product
+            ):
                 entry = grouped.setdefault(hit.product_id, {})
                 if kind == "image":
                     if hit.similarity > entry.get("image", (-2.0, None))[0]:
@@ -329,10 +356,15 @@ def search(query: SearchQuery) -> SearchResponse:
     if query.similar_to is not None:
         from .models import ProductEmbedding
 
-        row = ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version).values_list(
-            "embedding", flat=True).first()
+        row = (
+            ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
+            .values_list("embedding", flat=True)
+            .first()
+        )
         if row is None:
-            return SearchResponse([], round((time.perf_counter() - started) * 1000, 1), version.version, None, "none", timings)
+            return SearchResponse(
+                [], round((time.perf_counter() - started) * 1000, 1), version.version, None, "none", timings
+            )
         vector = np.asarray(row, dtype=np.float32)
         category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
         signal_kwargs["category"] = {category: 1.0} if category else {}
@@ -353,13 +385,15 @@ def search(query: SearchQuery) -> SearchResponse:
             signal_kwargs["category"] = from_text["category"]  # the shopper's words beat our guess
     t = lap("predict_ms", t)
 
-    grouped, strategy = retrieve(vector, version, query.filters, query.k, exact=query.exact,
-                                 exclude_product=query.similar_to)
+    grouped, strategy = retrieve(
+        vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
+    )
     t = lap("retrieve_ms", t)
     _exact_rescore(vector, version, grouped)
     # Rank on plain values; build model objects (and their photos) for the k shown only.
     rows = Product.objects.filter(pk__in=list(grouped)).values_list(
-        "pk", "category__name", "metal", "gemstone", "title", "description")
+        "pk", "category__name", "metal", "gemstone", "title", "description"
+    )
     features = [
         ranking.CandidateFeatures(
             product_id=pid,
@@ -377,22 +411,36 @@ def search(query: SearchQuery) -> SearchResponse:
     )
     ranked = ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
     products = {
-        p.pk: p for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
-        .select_related("category").prefetch_related("images")
+        p.pk: p
+        for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
+        .select_related("category")
+        .prefetch_related("images")
     }
     images = {image.pk: image for p in products.values() for image in p.images.all()}
     results = []
     for result in ranked:
         product = products[result.product_id]
         image_id = grouped[result.product_id].get("image", (None, None))[1]
-        results.append(SearchResult(
-            product=product, score=result.score, breakdown=result.breakdown,
-            matched_image=images.get(image_id) or product.primary_image, reason=_reason(result, product, query),
-        ))
+        results.append(
+            SearchResult(
+                product=product,
+                score=result.score,
+                breakdown=result.breakdown,
+                matched_image=images.get(image_id) or product.primary_image,
+                reason=_reason(result, product, query),
+            )
+        )
     lap("rank_ms", t)
     took = round((time.perf_counter() - started) * 1000, 1)
-    logger.info("search kind=%s k=%d strategy=%s results=%d took=%.1fms %s", query.kind, query.k, strategy,
-                len(results), took, timings)
+    logger.info(
+        "search kind=%s k=%d strategy=%s results=%d took=%.1fms %s",
+        query.kind,
+        query.k,
+        strategy,
+        len(results),
+        took,
+        timings,
+    )
     return SearchResponse(results, took, version.version, predicted, strategy, timings)
 
 

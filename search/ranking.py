@@ -8,12 +8,37 @@ words of the query found in the product's own text. Every result keeps its break
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-STOPWORDS = frozenset("a an and the with in of for on to by or me show find looking want like similar my her his".split())
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "the",
+        "with",
+        "in",
+        "of",
+        "for",
+        "on",
+        "to",
+        "by",
+        "or",
+        "me",
+        "show",
+        "find",
+        "looking",
+        "want",
+        "like",
+        "similar",
+        "my",
+        "her",
+        "his",
+    ]
+)
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -79,12 +104,12 @@ def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
     return max(values) if values else -1.0
 
 
-def score_candidate(
-    features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]
-) -> RankedResult:
+def score_candidate(features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]) -> RankedResult:
     breakdown = {"similarity": similarity(features, signals.photo_only)}
     breakdown["category"] = weights.get("category", 0.0) * signals.category.get(features.category, 0.0)
-    breakdown["metal"] = weights.get("metal", 0.0) * float(signals.metal is not None and signals.metal == features.metal)
+    breakdown["metal"] = weights.get("metal", 0.0) * float(
+        signals.metal is not None and signals.metal == features.metal
+    )
     breakdown["gemstone"] = weights.get("gemstone", 0.0) * float(
         signals.gemstone is not None and signals.gemstone == features.gemstone
     )
@@ -92,7 +117,9 @@ def score_candidate(
     score = weights.get("similarity", 1.0) * breakdown["similarity"] + sum(
         value for key, value in breakdown.items() if key != "similarity"
     )
-    return RankedResult(features.product_id, round(float(score), 6), {k: round(float(v), 6) for k, v in breakdown.items()})
+    return RankedResult(
+        features.product_id, round(float(score), 6), {k: round(float(v), 6) for k, v in breakdown.items()}
+    )
 
 
 def rank(
@@ -113,7 +140,7 @@ def predict_category(
     sims = np.asarray(neighbour_similarities, dtype=np.float64)
     weights = np.exp((sims - sims.max()) / temperature)
     totals: dict[str, float] = {}
-    for category, weight in zip(neighbour_categories, weights):
+    for category, weight in zip(neighbour_categories, weights, strict=False):
         totals[category] = totals.get(category, 0.0) + float(weight)
     norm = sum(totals.values())
     return dict(sorted(((c, w / norm) for c, w in totals.items()), key=lambda item: -item[1]))

@@ -62,7 +62,10 @@ class IndexBatch:
         bulk.add(self.product_ids, self.image_ids)
         self.product_ids, self.image_ids = set(), set()
         # A full chunk goes now: the worker embeds while the import goes on.
-        if len(bulk.image_ids) >= settings.EMBED_IMAGE_BATCH_SIZE or len(bulk.product_ids) >= settings.EMBED_TEXT_BATCH_SIZE:
+        if (
+            len(bulk.image_ids) >= settings.EMBED_IMAGE_BATCH_SIZE
+            or len(bulk.product_ids) >= settings.EMBED_TEXT_BATCH_SIZE
+        ):
             bulk.send()
 
 
@@ -104,12 +107,14 @@ def send_index_task(product_ids: Iterable[int] = (), image_ids: Iterable[int] = 
     try:
         index_catalog_task.apply_async(kwargs={"product_ids": product_ids, "image_ids": image_ids}, retry=False)
         return True
-    except Exception as exc:  # noqa: BLE001 - broker down: the sweep picks the rows up later
+    except Exception as exc:
         _broker_down_until = time.monotonic() + settings.INDEX_BROKER_BACKOFF_SECONDS
         logger.warning(
-            "broker unavailable, %d products / %d photos stay marked for the sweep "
-            "(no sends for %ss): %s",
-            len(product_ids), len(image_ids), settings.INDEX_BROKER_BACKOFF_SECONDS, exc,
+            "broker unavailable, %d products / %d photos stay marked for the sweep (no sends for %ss): %s",
+            len(product_ids),
+            len(image_ids),
+            settings.INDEX_BROKER_BACKOFF_SECONDS,
+            exc,
         )
         return False
 
@@ -126,8 +131,10 @@ def enqueue_after_commit(product_ids: Iterable[int] = (), image_ids: Iterable[in
     # One pending batch per transaction, found again while its hook is still registered.
     # Ids added inside a savepoint that rolls back may stay in it: a task for rows that
     # are gone or unchanged finds nothing to do.
-    if batch is None or not connection.in_atomic_block or not any(
-        hook is batch for _, hook, *_ in connection.run_on_commit
+    if (
+        batch is None
+        or not connection.in_atomic_block
+        or not any(hook is batch for _, hook, *_ in connection.run_on_commit)
     ):
         batch = connection._search_index_batch = IndexBatch()
         batch.add(product_ids, image_ids)

@@ -39,8 +39,10 @@ RETRY = {
 def index_catalog_task(self, product_ids: list[int] | None = None, image_ids: list[int] | None = None) -> dict:
     report = indexing.index_catalog(product_ids or [], image_ids or [])
     return {
-        "images": report.images_embedded, "products": report.products_embedded,
-        "failed": len(report.failures), "skipped": report.skipped,
+        "images": report.images_embedded,
+        "products": report.products_embedded,
+        "failed": len(report.failures),
+        "skipped": report.skipped,
     }
 
 
@@ -52,8 +54,10 @@ def backfill_version_task(self, version_id: int, product_ids: list[int], image_i
         return {"images": 0, "products": 0, "failed": 0, "skipped": len(product_ids) + len(image_ids)}
     report = indexing.backfill_version(version, product_ids, image_ids)
     return {
-        "images": report.images_embedded, "products": report.products_embedded,
-        "failed": len(report.failures), "skipped": report.skipped,
+        "images": report.images_embedded,
+        "products": report.products_embedded,
+        "failed": len(report.failures),
+        "skipped": report.skipped,
     }
 
 
@@ -71,7 +75,7 @@ def queued_tasks() -> int:
         with current_app.connection_for_read() as connection:
             queue = current_app.conf.task_default_queue
             return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
-    except Exception:  # noqa: BLE001 - an unknown depth must not stop the sweep
+    except Exception:
         return 0
 
 
@@ -104,7 +108,7 @@ def sweep_index_task() -> int:
         if missing_products or missing_images:
             try:
                 send_backfill_tasks(backfilling, missing_products, missing_images)
-            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            except Exception as exc:
                 logger.warning("sweep could not enqueue the backfill of %s: %s", backfilling.version, exc)
                 return sent
             sent += len(missing_products) + len(missing_images)

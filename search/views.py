@@ -75,8 +75,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if not (photo or data.get("text") or similar_to):
         context["error"] = "Type a few words or add a photo to search."
         return _render(request, context)
-    query = SearchQuery(image=photo, text=data.get("text") or "", filters=form.filters(),
-                        k=data.get("k") or settings.SEARCH_DEFAULT_K, similar_to=similar_to)
+    query = SearchQuery(
+        image=photo,
+        text=data.get("text") or "",
+        filters=form.filters(),
+        k=data.get("k") or settings.SEARCH_DEFAULT_K,
+        similar_to=similar_to,
+    )
     try:
         context["response"] = search(query)
     except SearchUnavailable as exc:
@@ -132,8 +137,9 @@ def query_photo(request: HttpRequest, ref: str) -> HttpResponse:
 
 @require_GET
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
-    product = get_object_or_404(Product.objects.select_related("category").prefetch_related("images"),
-                                sku=sku, is_active=True)
+    product = get_object_or_404(
+        Product.objects.select_related("category").prefetch_related("images"), sku=sku, is_active=True
+    )
     similar = None
     try:
         similar = search(SearchQuery(similar_to=product.pk, k=SIMILAR_ON_PRODUCT_PAGE))

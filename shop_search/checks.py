@@ -56,6 +56,11 @@ def check_search_model_weights(app_configs, **kwargs) -> list[Error]:
             continue
         problem = _checkpoint_problem(Path(resolved.path))
         if problem:
-            errors.append(Error(f"{part} weights: {problem}", hint=f"Replace the file or unset SEARCH_{part.upper()}_WEIGHTS.",
-                                id="shop_search.E002"))
+            errors.append(
+                Error(
+                    f"{part} weights: {problem}",
+                    hint=f"Replace the file or unset SEARCH_{part.upper()}_WEIGHTS.",
+                    id="shop_search.E002",
+                )
+            )
     return errors

@@ -45,8 +45,9 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False,
-                new_session: bool = False):
+def start_redis(
+    data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False, new_session: bool = False
+):
     """Start redis-server on 127.0.0.1:port with an append-only file, so queued indexing
     work survives a restart. Returns (process or None if already running, REDIS_URL)."""
     url = f"redis://127.0.0.1:{port}/0"
@@ -55,9 +56,21 @@ def start_redis(data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize:
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
-        "--appendonly", "yes", "--save", "", "--daemonize", "yes" if daemonize else "no",
-        "--logfile", str(redis_dir / "redis.log"),
+        redis_server_binary(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(redis_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--daemonize",
+        "yes" if daemonize else "no",
+        "--logfile",
+        str(redis_dir / "redis.log"),
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=new_session or daemonize

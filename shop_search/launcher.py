@@ -90,15 +90,45 @@ def main() -> int:
         ensure_admin()
         manage("load_demo_catalog")
         manage("collectstatic", "--noinput", "-v", "0")
-        children.append(start([
-            sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--beat", "--loglevel", "INFO",
-            "--schedule", str(DATA_DIR / "celerybeat-schedule"),
-        ]))
-        children.append(start([
-            sys.executable, "-m", "gunicorn", "shop_search.wsgi", "--config", "python:shop_search.gunicorn_conf",
-            "--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-            "--threads", "4", "--timeout", "60", "--access-logfile", "-",
-        ]))
+        children.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "shop_search",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(DATA_DIR / "celerybeat-schedule"),
+                ]
+            )
+        )
+        children.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "shop_search.wsgi",
+                    "--config",
+                    "python:shop_search.gunicorn_conf",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    os.environ.get("WEB_CONCURRENCY", "2"),
+                    "--threads",
+                    "4",
+                    "--timeout",
+                    "60",
+                    "--access-logfile",
+                    "-",
+                ]
+            )
+        )
         for _ in range(240):
             if stop_requested or port_open("127.0.0.1", int(port)) or any(c.poll() is not None for c in children):
                 break

@@ -15,8 +15,10 @@ from ml.errors import ModelLoadError
 logger = logging.getLogger("shop_search.outage")
 DATABASE_RETRY_SECONDS = 5
 MODEL_RETRY_SECONDS = 60
-PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Back in a moment · shop-search</title>"
-        "<p role=\"alert\">{message}</p></html>")
+PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Back in a moment · shop-search</title>'
+    '<p role="alert">{message}</p></html>'
+)
 
 
 class ServiceUnavailableMiddleware:

@@ -31,15 +31,18 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     Redoc templates carry an inline <script> and <style>) it allows exactly those blocks
     by hash, plus the asset origins of `CSP_DOCS_EXTRA_SOURCES`, and nothing else."""
 
-    def get_policy_parts(self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False) -> PolicyParts:
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
         prefixes = tuple(getattr(settings, "CSP_DOCS_PATH_PREFIXES", ()))
         if report_only or not prefixes or not request.path_info.startswith(prefixes):
             return parts
         if "html" not in response.get("Content-Type", "") or getattr(response, "streaming", False):
             return parts
-        update: dict[str, list[str]] = {key: list(value) for key, value in
-                                        getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()}
+        update: dict[str, list[str]] = {
+            key: list(value) for key, value in getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()
+        }
         # Redoc injects <style> elements at run time (styled-components): that page needs
         # inline styles (never inline scripts); a hash next to 'unsafe-inline' would void it.
         inline_styles = request.path_info.startswith(tuple(getattr(settings, "CSP_INLINE_STYLE_PATH_PREFIXES", ())))
@@ -74,7 +77,11 @@ class RequestBodyLimitMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
-            limit = settings.REQUEST_MAX_BYTES_ADMIN if request.path_info.startswith("/admin/") else settings.REQUEST_MAX_BYTES
+            limit = (
+                settings.REQUEST_MAX_BYTES_ADMIN
+                if request.path_info.startswith("/admin/")
+                else settings.REQUEST_MAX_BYTES
+            )
             if length > limit:
                 return HttpResponse(
                     f"<!doctype html><title>Too large</title><p>The upload is larger than {limit / 1e6:.0f} MB. "
@@ -92,7 +99,9 @@ def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
     a document (sandboxed, no scripts), shown inline under its own random name."""
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
     suffix = PurePosixPath(path).suffix.lower()
-    response["Content-Type"] = PHOTO_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    response["Content-Type"] = (
+        PHOTO_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = f'inline; filename="{PurePosixPath(path).name}"'
     response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"

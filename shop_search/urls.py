@@ -14,5 +14,8 @@ urlpatterns = [
     path("", include("search.urls")),
     # Product photos: stored under random names outside code and static paths.
     # Served with their exact image type, nosniff and a sandboxing CSP (shop_search/security.py).
-    re_path(r"^media/(?P<path>products/[0-9a-f]{2}/[0-9a-f]{64}(?:_[A-Za-z0-9]{7})?\.(?:jpg|png|webp|gif|heic))$", serve_product_photo),
+    re_path(
+        r"^media/(?P<path>products/[0-9a-f]{2}/[0-9a-f]{64}(?:_[A-Za-z0-9]{7})?\.(?:jpg|png|webp|gif|heic))$",
+        serve_product_photo,
+    ),
 ]

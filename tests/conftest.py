@@ -31,7 +31,9 @@ def make_photo(seed: int = 0, size: tuple[int, int] = (320, 320), fmt: str = "JP
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=colour, width=max(3, r // rng.choice([3, 5, 8])))
     for _ in range(rng.randrange(1, 5)):
         x, y = rng.randrange(w), rng.randrange(h)
-        draw.rectangle([x, y, x + rng.randrange(5, 40), y + rng.randrange(5, 40)], fill=tuple(rng.randrange(256) for _ in range(3)))
+        draw.rectangle(
+            [x, y, x + rng.randrange(5, 40), y + rng.randrange(5, 40)], fill=tuple(rng.randrange(256) for _ in range(3))
+        )
     if mode != "RGB":
         image = image.convert(mode)
     buffer = io.BytesIO()
@@ -85,11 +87,25 @@ class WorkerProcess:
         self.log = media_root.parent / "worker.log"
 
     def start(self, *, beat: bool = False) -> WorkerProcess:
-        command = [sys.executable, "-m", "celery", "-A", "shop_search", "worker", "--pool", "solo",
-                   "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "shop_search",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         if beat:
             command += ["--beat", "--schedule", str(self.log.parent / "beat-schedule")]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
+        )
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

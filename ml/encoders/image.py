@@ -25,9 +25,9 @@ from ml.registry import ResolvedWeights
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EfficientNetLiteImageEncoder",
     "ImageEncoder",
     "ResNetImageEncoder",
-    "EfficientNetLiteImageEncoder",
     "build_image_encoder",
     "convert_torchvision_resnet50",
 ]
@@ -68,9 +68,7 @@ def build_image_encoder(config: Mapping, weights: ResolvedWeights) -> ImageEncod
     if kind == "resnet":
         encoder: ImageEncoder = ResNetImageEncoder(_build_resnet(section, weights))
     elif kind == "efficientnet-lite":
-        encoder = EfficientNetLiteImageEncoder(
-            _build_efficientnet_lite(section, config["preprocess"], weights)
-        )
+        encoder = EfficientNetLiteImageEncoder(_build_efficientnet_lite(section, config["preprocess"], weights))
     else:
         raise ModelLoadError(f"unknown image encoder kind {kind!r}")
     if encoder.feature_dim != int(section["feature_dim"]):
@@ -82,6 +80,7 @@ def build_image_encoder(config: Mapping, weights: ResolvedWeights) -> ImageEncod
 
 
 # ---------------------------------------------------------------- ResNet (transformers)
+
 
 def _build_resnet(section: Mapping, weights: ResolvedWeights) -> nn.Module:
     from transformers import ResNetConfig, ResNetModel
@@ -96,7 +95,7 @@ def _build_resnet(section: Mapping, weights: ResolvedWeights) -> nn.Module:
     if path.is_dir():
         try:
             return ResNetModel.from_pretrained(str(path), local_files_only=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(f"cannot load ResNet weights from {path}: {exc}") from exc
     state_dict = _read_state_dict(path)
     if any(key.startswith("layer1.") for key in state_dict):
@@ -152,9 +151,8 @@ def convert_torchvision_resnet50(state_dict: Mapping[str, torch.Tensor]) -> dict
 
 # ---------------------------------------------------------------- EfficientNet-Lite
 
-def _build_efficientnet_lite(
-    section: Mapping, preprocess: Mapping, weights: ResolvedWeights
-) -> nn.Module:
+
+def _build_efficientnet_lite(section: Mapping, preprocess: Mapping, weights: ResolvedWeights) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     variant = section.get("variant", "efficientnet-lite2")
@@ -193,7 +191,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt/truncated files raise many types
+    except Exception as exc:
         raise ModelLoadError(f"weights file {path} is missing or corrupt: {exc}") from exc
     if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
         loaded = loaded["state_dict"]

@@ -81,7 +81,7 @@ def build_text_encoder(config: Mapping, weights: ResolvedWeights) -> TextEncoder
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             bert = BertModel.from_pretrained(str(folder), local_files_only=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(f"cannot load the text model from {folder}: {exc}") from exc
     encoder = TextEncoder(bert, tokenizer, int(section["max_length"]))
     if encoder.feature_dim != int(section["feature_dim"]):

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-__all__ = ["shopper_view", "AUGMENT_VERSION", "VIEW_SIZE"]
+__all__ = ["AUGMENT_VERSION", "VIEW_SIZE", "shopper_view"]
 
 # Bump when the augmentations change: it is part of the feature cache key.
 AUGMENT_VERSION = 2
@@ -25,10 +25,22 @@ WORK_SIZE = 400
 # Surfaces a ring or necklace is photographed on: skin, wood, linen, velvet, marble, paper.
 _SURFACES = np.array(
     [
-        (224, 172, 140), (198, 134, 103), (141, 85, 36), (255, 219, 172),
-        (120, 82, 45), (160, 110, 70), (205, 170, 125), (233, 220, 200),
-        (30, 30, 36), (20, 40, 90), (90, 20, 40), (40, 70, 50),
-        (200, 200, 205), (150, 150, 155), (240, 235, 225), (250, 245, 240),
+        (224, 172, 140),
+        (198, 134, 103),
+        (141, 85, 36),
+        (255, 219, 172),
+        (120, 82, 45),
+        (160, 110, 70),
+        (205, 170, 125),
+        (233, 220, 200),
+        (30, 30, 36),
+        (20, 40, 90),
+        (90, 20, 40),
+        (40, 70, 50),
+        (200, 200, 205),
+        (150, 150, 155),
+        (240, 235, 225),
+        (250, 245, 240),
     ],
     dtype=np.float32,
 )
@@ -74,7 +86,7 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         second = _SURFACES[rng.integers(len(_SURFACES))] + rng.normal(0, 12, 3)
         angle = rng.uniform(0, 2 * np.pi)
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)
+        t = np.cos(angle) * xs / width + np.sin(angle) * ys / height
         t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
         surface = first * (1 - t[..., None]) + second * t[..., None]
     else:
@@ -103,7 +115,9 @@ def _replace_background(image: Image.Image, rng: np.random.Generator) -> Image.I
 def _zoom_out(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The product smaller in the frame, off-centre, on padding of the background colour."""
     scale = float(rng.uniform(0.55, 0.9))
-    small = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.Resampling.BICUBIC)
+    small = image.resize(
+        (max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.Resampling.BICUBIC
+    )
     canvas = Image.new("RGB", image.size, _corner_colour(image))
     left = int(rng.integers(0, image.width - small.width + 1))
     top = int(rng.integers(0, image.height - small.height + 1))
@@ -122,7 +136,7 @@ def _random_resized_crop(image: Image.Image, rng: np.random.Generator) -> Image.
     for _ in range(10):
         target = area * rng.uniform(0.45, 1.0)
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-        crop_w, crop_h = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        crop_w, crop_h = round(np.sqrt(target * aspect)), round(np.sqrt(target / aspect))
         if 0 < crop_w <= width and 0 < crop_h <= height:
             left = int(rng.integers(0, width - crop_w + 1))
             top = int(rng.integers(0, height - crop_h + 1))

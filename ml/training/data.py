@@ -18,11 +18,11 @@ from ml.data.giva import GivaProduct
 
 __all__ = [
     "AttributeQuery",
-    "split_products",
+    "all_attribute_queries",
     "attribute_key",
     "attribute_queries_for",
-    "all_attribute_queries",
     "description_query",
+    "split_products",
 ]
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
@@ -40,7 +40,7 @@ def split_products(
     for category in sorted(by_category):
         skus = sorted(by_category[category])
         order = rng.permutation(len(skus))
-        n_val = max(1, int(round(len(skus) * val_fraction)))
+        n_val = max(1, round(len(skus) * val_fraction))
         val += [skus[i] for i in order[:n_val]]
         train += [skus[i] for i in order[n_val:]]
     return sorted(train), sorted(val)

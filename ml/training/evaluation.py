@@ -24,7 +24,7 @@ from ml.training.data import (
     description_query,
     split_products,
 )
-from ml.training.metrics import cosine_scores, precision_at_k, average_precision_at_k, retrieval_metrics
+from ml.training.metrics import average_precision_at_k, cosine_scores, precision_at_k, retrieval_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ EVAL_VIEWS = 5  # shopper views per held-out product
 TARGET_IMAGE_GAIN = 0.10  # fused image-only R@1 over the raw backbone R@1
 TARGET_TEXT_HELPS = 0.05  # image+text R@1 over image-only R@1
 
-__all__ = ["evaluate_model", "format_table", "EVAL_VIEW_SEED"]
+__all__ = ["EVAL_VIEW_SEED", "evaluate_model", "format_table"]
 
 
 # How search scores a product (search/ranking.py `similarity`): a photo-only query by the best
@@ -105,7 +105,12 @@ def evaluate_model(
     results: dict = {
         "model": model.version,
         "split": {"seed": split_seed, "val_fraction": val_fraction, "train": len(train_skus), "val": len(val_skus)},
-        "queries": {"views_per_product": views, "view_seed": view_seed, "text_seed": EVAL_TEXT_SEED, "count": int(len(owner))},
+        "queries": {
+            "views_per_product": views,
+            "view_seed": view_seed,
+            "text_seed": EVAL_TEXT_SEED,
+            "count": len(owner),
+        },
         "galleries": {},
     }
     for gallery, rows in (("held-out", val_rows), ("all", np.arange(len(products)))):
@@ -132,7 +137,7 @@ def evaluate_model(
                 fused_image_attribute @ fused_all[rows].T, relevant
             ),
         }
-        results["galleries"][gallery] = {"size": int(len(rows)), "retrieval": table}
+        results["galleries"][gallery] = {"size": len(rows), "retrieval": table}
 
         gallery_products = [products[i] for i in rows]
         queries = all_attribute_queries(val)
@@ -188,25 +193,33 @@ def format_table(results: dict) -> str:
     """Markdown tables of the results (printed by the CLI, pasted into the model card)."""
     lines = []
     for gallery, block in results["galleries"].items():
-        lines.append(f"Gallery: {gallery} products ({block['size']}), {results['queries']['count']} queries "
-                     f"of held-out products ({results['queries']['views_per_product']} per product, seed {results['queries']['view_seed']})")
+        lines.append(
+            f"Gallery: {gallery} products ({block['size']}), {results['queries']['count']} queries "
+            f"of held-out products ({results['queries']['views_per_product']} per product, seed {results['queries']['view_seed']})"
+        )
         lines.append("")
         lines.append("| query | R@1 | R@5 | R@10 | mAP@10 | NDCG@10 |")
         lines.append("|---|---:|---:|---:|---:|---:|")
         for name, row in block["retrieval"].items():
             lines.append(
-                f"| {name} | " + " | ".join(f"{100 * row[key]:.1f}" for key in ("R@1", "R@5", "R@10", "mAP@10", "NDCG@10")) + " |"
+                f"| {name} | "
+                + " | ".join(f"{100 * row[key]:.1f}" for key in ("R@1", "R@5", "R@10", "mAP@10", "NDCG@10"))
+                + " |"
             )
         attr = block["attribute_queries"]
         lines.append("")
-        lines.append(f"Attribute text queries ({attr['count']}, e.g. \"{attr['examples'][1] if len(attr['examples']) > 1 else attr['examples'][0]}\"): "
-                     "share of the top 10 that match every asked-for attribute")
+        lines.append(
+            f'Attribute text queries ({attr["count"]}, e.g. "{attr["examples"][1] if len(attr["examples"]) > 1 else attr["examples"][0]}"): '
+            "share of the top 10 that match every asked-for attribute"
+        )
         lines.append("")
         lines.append("| attribute query | P@10 (capped) | P@10 | mAP@10 |")
         lines.append("|---|---:|---:|---:|")
         for name in ("raw text encoder (baseline)", "fused text-only"):
             row = attr[name]
-            lines.append(f"| {name} | {100 * row['P@10']:.1f} | {100 * row['P@10 (uncapped)']:.1f} | {100 * row['mAP@10']:.1f} |")
+            lines.append(
+                f"| {name} | {100 * row['P@10']:.1f} | {100 * row['P@10 (uncapped)']:.1f} | {100 * row['mAP@10']:.1f} |"
+            )
         lines.append("")
     lines.append("| target (held-out gallery) | difference | met |")
     lines.append("|---|---:|---|")

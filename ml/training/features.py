@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 FEATURE_CACHE_DIR = CACHE_DIR / "features"
 VIEW_BATCH_SIZE = 32
 
-__all__ = ["catalog_features", "view_features", "text_features", "product_photo", "view_rng"]
+__all__ = ["catalog_features", "product_photo", "text_features", "view_features", "view_rng"]
 
 
 def _cached(
@@ -67,7 +67,9 @@ def view_rng(seed: int, sku: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(hashlib.sha256(sku.encode()).hexdigest()[:8], 16)])
 
 
-def catalog_features(model: SearchModel, products: Sequence[GivaProduct], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def catalog_features(
+    model: SearchModel, products: Sequence[GivaProduct], cache: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(P, Di) catalog photo features and (P, Dt) product text features."""
     skus = [product.sku for product in products]
 
@@ -81,8 +83,11 @@ def catalog_features(model: SearchModel, products: Sequence[GivaProduct], cache:
     return (
         _cached(model, model.spec.image_fingerprint, {"kind": "photos", "skus": skus}, photos, cache),
         _cached(
-            model, model.spec.text_fingerprint,
-            {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]}, texts, cache,
+            model,
+            model.spec.text_fingerprint,
+            {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]},
+            texts,
+            cache,
         ),
     )
 
@@ -99,7 +104,7 @@ def view_features(
         def flush() -> None:
             if pending:
                 features = model.image_features([image for _, _, image in pending], batch_size=VIEW_BATCH_SIZE)
-                for (p, v, _), row in zip(pending, features):
+                for (p, v, _), row in zip(pending, features, strict=False):
                     out[p, v] = row
                 pending.clear()
 
@@ -113,14 +118,22 @@ def view_features(
         flush()
         return out
 
-    parts = {"kind": "views", "skus": [p.sku for p in products], "views": views, "seed": seed, "augment": AUGMENT_VERSION}
+    parts = {
+        "kind": "views",
+        "skus": [p.sku for p in products],
+        "views": views,
+        "seed": seed,
+        "augment": AUGMENT_VERSION,
+    }
     return _cached(model, model.spec.image_fingerprint, parts, compute, cache)
 
 
 def text_features(model: SearchModel, texts: Sequence[str], kind: str = "texts", cache: bool = True) -> np.ndarray:
     """(N, Dt) features of arbitrary texts (queries), cached by their content."""
     texts = list(texts)
-    return _cached(model, model.spec.text_fingerprint, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache)
+    return _cached(
+        model, model.spec.text_fingerprint, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache
+    )
 
 
 def save_view_examples(products: Sequence[GivaProduct], seed: int, path: Path, per_product: int = 4) -> None:
@@ -129,7 +142,9 @@ def save_view_examples(products: Sequence[GivaProduct], seed: int, path: Path, p
     for product in products:
         rng = view_rng(seed, product.sku)
         photo = product_photo(product)
-        tiles.append([photo.resize((160, 160))] + [shopper_view(photo, rng).resize((160, 160)) for _ in range(per_product)])
+        tiles.append(
+            [photo.resize((160, 160))] + [shopper_view(photo, rng).resize((160, 160)) for _ in range(per_product)]
+        )
     sheet = Image.new("RGB", (160 * (per_product + 1), 160 * len(tiles)), "white")
     for row, images in enumerate(tiles):
         for col, image in enumerate(images):

@@ -137,7 +137,9 @@ def build_training_data(
     )
 
 
-def _sample_texts(data: TrainingData, batch: torch.Tensor, generator: torch.Generator, attribute_rate: float, title_rate: float):
+def _sample_texts(
+    data: TrainingData, batch: torch.Tensor, generator: torch.Generator, attribute_rate: float, title_rate: float
+):
     """Per product in the batch: a text feature and the products it answers (B, B)."""
     size = len(batch)
     texts = torch.empty(size, data.spans.shape[-1])
@@ -157,7 +159,9 @@ def _sample_texts(data: TrainingData, batch: torch.Tensor, generator: torch.Gene
     return texts, positives
 
 
-def _sample_views(data: TrainingData, batch: torch.Tensor, generator: torch.Generator, clean_rate: float) -> torch.Tensor:
+def _sample_views(
+    data: TrainingData, batch: torch.Tensor, generator: torch.Generator, clean_rate: float
+) -> torch.Tensor:
     index = torch.randint(data.views.shape[1], (len(batch),), generator=generator)
     views = data.views[batch, index]
     clean = torch.rand(len(batch), generator=generator) < clean_rate
@@ -181,7 +185,9 @@ def training_loss(
     queries: dict[str, tuple[torch.Tensor, ...]] = {}
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
     queries["image"] = (fusion(views.unsqueeze(1), None, None, None), identity)
-    texts, positives = _sample_texts(data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=0.15)
+    texts, positives = _sample_texts(
+        data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=0.15
+    )
     queries["text"] = (fusion(None, None, texts, None), positives)
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
     texts, _ = _sample_texts(data, batch, generator, attribute_rate=settings.both_attribute_rate, title_rate=0.0)
@@ -211,9 +217,7 @@ def training_loss(
     return total, parts
 
 
-def train_fusion(
-    fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True
-) -> dict:
+def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True) -> dict:
     """Train ``fusion`` in place; returns the loss history and timing."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)

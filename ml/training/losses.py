@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["multi_positive_info_nce", "hardest_negative_triplet", "LearnedTemperature"]
+__all__ = ["LearnedTemperature", "hardest_negative_triplet", "multi_positive_info_nce"]
 
 
 def multi_positive_info_nce(
@@ -25,7 +25,9 @@ def multi_positive_info_nce(
     has_query = positives.any(dim=0)
     logits_t = logits.T[has_query]
     positives_t = positives.T[has_query]
-    p2q = -(torch.logsumexp(logits_t.masked_fill(~positives_t, float("-inf")), dim=1) - torch.logsumexp(logits_t, dim=1))
+    p2q = -(
+        torch.logsumexp(logits_t.masked_fill(~positives_t, float("-inf")), dim=1) - torch.logsumexp(logits_t, dim=1)
+    )
     return 0.5 * (q2p.mean() + p2q.mean())
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["retrieval_metrics", "recall_at_k", "average_precision_at_k", "ndcg_at_k", "precision_at_k", "cosine_scores"]
+__all__ = ["average_precision_at_k", "cosine_scores", "ndcg_at_k", "precision_at_k", "recall_at_k", "retrieval_metrics"]
 
 
 def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:

@@ -20,27 +20,27 @@ Version: `{model.version}` (config name + hash of the config and all weights).
 
 ## What it is
 
-- Image backbone: {config['image']['kind']} `{config['image'].get('variant', '')}`, ImageNet weights from
-  `{config['image']['weights']}`, classifier dropped, global-average pooled {config['image']['feature_dim']}-d
-  features. Input {config['preprocess']['crop']} px (shorter side resized to {config['preprocess']['resize']}, centre crop).
-- Text backbone: all-MiniLM-L6-v2 (`{config['text']['weights']}`), mean pooling over the
-  attention mask, {config['text']['feature_dim']}-d, max {config['text']['max_length']} tokens (title and attributes first).
+- Image backbone: {config["image"]["kind"]} `{config["image"].get("variant", "")}`, ImageNet weights from
+  `{config["image"]["weights"]}`, classifier dropped, global-average pooled {config["image"]["feature_dim"]}-d
+  features. Input {config["preprocess"]["crop"]} px (shorter side resized to {config["preprocess"]["resize"]}, centre crop).
+- Text backbone: all-MiniLM-L6-v2 (`{config["text"]["weights"]}`), mean pooling over the
+  attention mask, {config["text"]["feature_dim"]}-d, max {config["text"]["max_length"]} tokens (title and attributes first).
 - Lexical features (`ml/lexical.py`, no weights): the text's content words and adjacent word
-  pairs, signed feature hashing into {config['text'].get('lexical', {}).get('dim', 0)} buckets, sublinear term frequency, L2-normalised.
+  pairs, signed feature hashing into {config["text"].get("lexical", {}).get("dim", 0)} buckets, sublinear term frequency, L2-normalised.
   The sparse half of hybrid retrieval, as one more token: a mean-pooled BERT vector of a
   whole product text blurs the specific words a shopper types.
-- Fusion (the only trained part, `{Path(config['fusion']['weights']).name if '/' in config['fusion']['weights'] else config['fusion']['weights']}`):
-  modality tokens (each photo, the BERT text, the lexical text) projected to width {config['fusion']['width']}, a learned
-  fusion query attends over them ({config['fusion']['heads']} heads, W_Q/W_K/W_V, key-padding mask
-  for missing photos/text, and for a text without content words), projected to the {config['fusion']['dim']}-d search space,
+- Fusion (the only trained part, `{Path(config["fusion"]["weights"]).name if "/" in config["fusion"]["weights"] else config["fusion"]["weights"]}`):
+  modality tokens (each photo, the BERT text, the lexical text) projected to width {config["fusion"]["width"]}, a learned
+  fusion query attends over them ({config["fusion"]["heads"]} heads, W_Q/W_K/W_V, key-padding mask
+  for missing photos/text, and for a text without content words), projected to the {config["fusion"]["dim"]}-d search space,
   L2-normalised. Backbones are frozen. {_frozen(config)}
 
 ## Data and split
 
-The {split['train'] + split['val']} products of the `giva-databricks` package (one studio photo each, title,
+The {split["train"] + split["val"]} products of the `giva-databricks` package (one studio photo each, title,
 LLM description, category in Ring/Earring/Bangle/Bracelet/Necklace/Pendant, metal and stone
-attributes). Split by product, stratified by category, seed {split['seed']}: {split['train']} training products,
-{split['val']} held-out products never seen in training (skus in `{model.name}.split.json`).
+attributes). Split by product, stratified by category, seed {split["seed"]}: {split["train"]} training products,
+{split["val"]} held-out products never seen in training (skus in `{model.name}.split.json`).
 
 ## Training
 
@@ -56,8 +56,8 @@ Loss: multi-positive symmetric InfoNCE (an attribute query's positives are all p
 batch with those attributes; learned temperature) + {settings.triplet_weight} x hardest-negative triplet
 (margin {settings.triplet_margin}), weighted per query kind ({settings.query_weights}). The batch is the whole
 training catalogue, so every other product is a negative. AdamW, cosine schedule with warm-up.
-Regularisation for a 188-product catalogue: dropout {config['fusion'].get('image_dropout', 0)} on the raw image features and
-{config['fusion'].get('text_dropout', 0)} on the text features, weight decay {settings.weight_decay}, and an orthogonal
+Regularisation for a 188-product catalogue: dropout {config["fusion"].get("image_dropout", 0)} on the raw image features and
+{config["fusion"].get("text_dropout", 0)} on the text features, weight decay {settings.weight_decay}, and an orthogonal
 (geometry-preserving) initialisation of the value path so training starts from the backbones'
 own similarity. Weights are stored as float16 (inference in float32).
 
@@ -72,16 +72,16 @@ saturation, white balance and gamma jitter, Gaussian blur, sensor noise, JPEG re
 |---|---|
 {hyper}
 
-Training time on {training['threads']} CPU threads: {training['train_seconds']} s for {training['steps']} steps
-(feature caching {training['feature_seconds']} s on the first run; cached afterwards). Loss
-{training['loss_first_epoch']:.3f} (first epoch) -> {training['loss_last_epoch']:.3f} (last epoch); final temperature
-{training['final_temperature']:.4f}.
+Training time on {training["threads"]} CPU threads: {training["train_seconds"]} s for {training["steps"]} steps
+(feature caching {training["feature_seconds"]} s on the first run; cached afterwards). Loss
+{training["loss_first_epoch"]:.3f} (first epoch) -> {training["loss_last_epoch"]:.3f} (last epoch); final temperature
+{training["final_temperature"]:.4f}.
 
 ## Evaluation (`python -m ml.evaluate`)
 
-Queries come from the {split['val']} held-out products only: {metrics['queries']['views_per_product']} shopper-style views per product
-made with the fixed evaluation seed {metrics['queries']['view_seed']} (training uses other seeds), and per view a
-5-10 word "how it looks" text (seed {metrics['queries']['text_seed']}). Exact cosine search against the fused product
+Queries come from the {split["val"]} held-out products only: {metrics["queries"]["views_per_product"]} shopper-style views per product
+made with the fixed evaluation seed {metrics["queries"]["view_seed"]} (training uses other seeds), and per view a
+5-10 word "how it looks" text (seed {metrics["queries"]["text_seed"]}). Exact cosine search against the fused product
 vectors (catalog photo + product text). Primary gallery: the held-out products; second gallery:
 all products (training products as extra distractors). Baselines: raw backbone image features
 (query view vs catalog photo) and raw MiniLM text features (query text vs product text).
@@ -116,8 +116,8 @@ attribute P@10 table measure that case.
 ## Limits
 
 - One studio photo per product and 236 products: the fusion is small and trained on a small
-  catalogue; held-out numbers on {split['val']} products have wide confidence intervals (one query is
-  {100 / metrics['queries']['count']:.1f} points of R@1).
+  catalogue; held-out numbers on {split["val"]} products have wide confidence intervals (one query is
+  {100 / metrics["queries"]["count"]:.1f} points of R@1).
 - Shopper views are synthetic (augmented studio photos), not real customer photos.
 - The settings were chosen by looking at these held-out numbers (with 236 products there is no
   third split to choose on), so the figures are optimistic by the selection; the seed runs of
@@ -154,14 +154,17 @@ def _optional_terms(settings: TrainSettings) -> str:
 def _status(metrics: dict) -> str:
     missed = [name for name, target in metrics["targets"].items() if not target["met"]]
     head = (
-        "All targets are met on the held-out gallery (" + "; ".join(
-            f"{name}: {100 * target['value']:+.1f}" for name, target in metrics["targets"].items()
-        ) + "), some by a thin margin: see the seeds below." if not missed else
-        "Missed on the held-out gallery: " + "; ".join(
-            f"{name} ({100 * metrics['targets'][name]['value']:+.1f} points)" for name in missed
-        ) + "."
+        "All targets are met on the held-out gallery ("
+        + "; ".join(f"{name}: {100 * target['value']:+.1f}" for name, target in metrics["targets"].items())
+        + "), some by a thin margin: see the seeds below."
+        if not missed
+        else "Missed on the held-out gallery: "
+        + "; ".join(f"{name} ({100 * metrics['targets'][name]['value']:+.1f} points)" for name in missed)
+        + "."
     )
-    return head + """
+    return (
+        head
+        + """
 
 History. Rounds one and two (no lexical token; product-vector rows, image-only / image+text):
 a plain fusion trained with InfoNCE gave 77 / 83 (below the raw backbone's 81); weighting
@@ -220,6 +223,7 @@ product vectors alone, image-only misses +10 on seed 2 and image+text is exactly
 0 and 1. Training W_V too (the issue's literal "learned W_V") gives the best image+text (98.3)
 but costs the product vectors 2-4 points of image-only, so the checkpoint keeps it at its
 orthogonal initialisation."""
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

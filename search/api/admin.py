@@ -16,8 +16,12 @@ if admin.site.is_registered(APIKey):
 
 
 class PartnerAPIKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple,
-                                       initial=all_scopes, help_text=PartnerAPIKey._meta.get_field("scopes").help_text)
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=all_scopes,
+        help_text=PartnerAPIKey._meta.get_field("scopes").help_text,
+    )
 
     class Meta:
         model = PartnerAPIKey

@@ -56,8 +56,12 @@ class HasKeyScope(BasePermission):
         if scope is None:
             raise APIError(403, "missing_scope", "This endpoint is not open to API keys.")
         if not api_key.allows(scope):
-            raise APIError(403, "missing_scope", f"This API key may not use this endpoint: it needs the '{scope}' scope.",
-                           {"required_scope": scope, "key_scopes": list(api_key.scopes)})
+            raise APIError(
+                403,
+                "missing_scope",
+                f"This API key may not use this endpoint: it needs the '{scope}' scope.",
+                {"required_scope": scope, "key_scopes": list(api_key.scopes)},
+            )
         return True
 
 

@@ -10,8 +10,9 @@ from catalog.uploads import UploadError
 
 
 class APIError(exceptions.APIException):
-    def __init__(self, status_code: int, code: str, message: str, details: dict | None = None,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, details: dict | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message, code)
         self.status_code = status_code
         self.details = details or {}
@@ -25,8 +26,12 @@ def upload_rejected(error: UploadError, field: str) -> APIError:
 
 
 def request_too_large(limit: int) -> APIError:
-    return APIError(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "request_too_large",
-                    f"The request body is larger than {limit / 1e6:.1f} MB.", {"limit_bytes": limit})
+    return APIError(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        "request_too_large",
+        f"The request body is larger than {limit / 1e6:.1f} MB.",
+        {"limit_bytes": limit},
+    )
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:

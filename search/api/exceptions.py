@@ -40,12 +40,20 @@ def _as_api_exception(exc: Exception) -> Exception:
         return APIError(503, "search_unavailable", str(exc), retry_after=INDEXING_RETRY_SECONDS)
     if isinstance(exc, ModelLoadError):
         logger.error("API request failed: the model cannot be loaded: %s", exc)
-        return APIError(503, "model_unavailable", "Search is unavailable: the model could not be loaded.",
-                        retry_after=MODEL_RETRY_SECONDS)
+        return APIError(
+            503,
+            "model_unavailable",
+            "Search is unavailable: the model could not be loaded.",
+            retry_after=MODEL_RETRY_SECONDS,
+        )
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.error("API request failed: database unavailable: %s", exc)
-        return APIError(503, "database_unavailable", "The service is briefly unavailable. Please retry shortly.",
-                        retry_after=DATABASE_RETRY_SECONDS)
+        return APIError(
+            503,
+            "database_unavailable",
+            "The service is briefly unavailable. Please retry shortly.",
+            retry_after=DATABASE_RETRY_SECONDS,
+        )
     if isinstance(exc, DataError):  # a value PostgreSQL refuses (e.g. NUL) that slipped past validation
         logger.warning("API request with a value the database refuses: %s", exc)
         return APIError(400, "invalid_value", "A value in the request cannot be processed.")
@@ -68,8 +76,11 @@ def _message_and_details(exc: exceptions.APIException) -> tuple[str, str, dict]:
             message = " ".join(str(item) for item in errors.get("non_field_errors", [])) or "The request is invalid."
         return "validation_error", message, errors
     if isinstance(exc, exceptions.Throttled):
-        return "throttled", "Too many requests for this API key. Retry after the time in Retry-After.", {
-            "retry_after": exc.wait}  # whole seconds: DRF rounds up
+        return (
+            "throttled",
+            "Too many requests for this API key. Retry after the time in Retry-After.",
+            {"retry_after": exc.wait},
+        )  # whole seconds: DRF rounds up
     detail = exc.detail
     code = getattr(detail, "code", None) or exc.default_code
     return code, str(detail), getattr(exc, "details", {})

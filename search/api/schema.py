@@ -18,7 +18,10 @@ ERROR_DESCRIPTIONS = {
     503: "Search or the database is briefly unavailable; see Retry-After.",
 }
 RETRY_AFTER = OpenApiParameter(
-    "Retry-After", int, location=OpenApiParameter.HEADER, response=[429, 503],
+    "Retry-After",
+    int,
+    location=OpenApiParameter.HEADER,
+    response=[429, 503],
     description="Seconds to wait before retrying.",
 )
 

@@ -59,10 +59,19 @@ class CatalogFiltersSerializer(serializers.Serializer):
 
 
 class SearchParamsSerializer(CatalogFiltersSerializer):
-    text = serializers.CharField(required=False, allow_blank=True, max_length=MAX_TEXT_LENGTH, default="",
-                                 help_text="Words to search for, e.g. 'rose gold oval sapphire ring'.")
-    k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_K, default=settings.SEARCH_DEFAULT_K,
-                                 help_text="How many products to return.")
+    text = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_TEXT_LENGTH,
+        default="",
+        help_text="Words to search for, e.g. 'rose gold oval sapphire ring'.",
+    )
+    k = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.SEARCH_MAX_K,
+        default=settings.SEARCH_DEFAULT_K,
+        help_text="How many products to return.",
+    )
 
     def validate_text(self, text: str) -> str:
         try:
@@ -75,7 +84,10 @@ class SearchParamsSerializer(CatalogFiltersSerializer):
         attrs = super().validate(attrs)
         photo = self.checked_photo(attrs)
         if photo is None and not attrs.get("text"):
-            raise serializers.ValidationError("Send a photo (multipart `image` or JSON `image_base64`) or some `text` to search for.", code="missing_query")
+            raise serializers.ValidationError(
+                "Send a photo (multipart `image` or JSON `image_base64`) or some `text` to search for.",
+                code="missing_query",
+            )
         attrs["photo"] = photo
         return attrs
 
@@ -85,15 +97,20 @@ class SearchParamsSerializer(CatalogFiltersSerializer):
 
     def to_search_query(self) -> SearchQuery:
         photo: CheckedImage | None = self.validated_data["photo"]
-        return SearchQuery(image=photo.data if photo else None, text=self.validated_data["text"],
-                           filters=self.to_filters(), k=self.validated_data["k"])
+        return SearchQuery(
+            image=photo.data if photo else None,
+            text=self.validated_data["text"],
+            filters=self.to_filters(),
+            k=self.validated_data["k"],
+        )
 
 
 class SearchUploadSerializer(SearchParamsSerializer):
     """multipart/form-data: the photo as a file."""
 
-    image = serializers.FileField(required=False, allow_empty_file=True, use_url=False,
-                                  help_text="A JPEG, PNG, WebP, GIF or HEIC photo.")
+    image = serializers.FileField(
+        required=False, allow_empty_file=True, use_url=False, help_text="A JPEG, PNG, WebP, GIF or HEIC photo."
+    )
 
     def checked_photo(self, attrs: dict) -> CheckedImage | None:
         upload = attrs.pop("image", None)
@@ -119,8 +136,9 @@ class SearchJSONSerializer(SearchParamsSerializer):
         try:
             data = base64.b64decode("".join(encoded.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise APIError(400, "invalid_base64", "image_base64 is not valid base64.",
-                           {"field": "image_base64"}) from None
+            raise APIError(
+                400, "invalid_base64", "image_base64 is not valid base64.", {"field": "image_base64"}
+            ) from None
         try:
             return check_image_upload(data)
         except UploadError as error:
@@ -128,8 +146,12 @@ class SearchJSONSerializer(SearchParamsSerializer):
 
 
 class SimilarParamsSerializer(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=settings.SEARCH_MAX_K, default=settings.SEARCH_DEFAULT_K,
-                                 help_text="How many similar products to return.")
+    k = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.SEARCH_MAX_K,
+        default=settings.SEARCH_DEFAULT_K,
+        help_text="How many similar products to return.",
+    )
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -177,8 +199,21 @@ class ProductSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Product
-        fields = ["sku", "title", "description", "category", "category_name", "metal", "gemstone", "price",
-                  "currency", "in_stock", "image_url", "images", "url"]
+        fields = [
+            "sku",
+            "title",
+            "description",
+            "category",
+            "category_name",
+            "metal",
+            "gemstone",
+            "price",
+            "currency",
+            "in_stock",
+            "image_url",
+            "images",
+            "url",
+        ]
         read_only_fields = fields
 
 
@@ -208,8 +243,11 @@ class SearchResultSerializer(serializers.Serializer):
     currency = serializers.ChoiceField(choices=Currency.choices, source="product.currency")
     in_stock = serializers.BooleanField(source="product.in_stock")
     score = serializers.FloatField(help_text="Higher is better; comparable within one response.")
-    score_breakdown = serializers.DictField(child=serializers.FloatField(), source="breakdown",
-                                            help_text="Similarity and the boosts that make up the score.")
+    score_breakdown = serializers.DictField(
+        child=serializers.FloatField(),
+        source="breakdown",
+        help_text="Similarity and the boosts that make up the score.",
+    )
     reason = serializers.CharField(help_text="Why this product matched, in words.")
     image_url = PhotoURLField(source="matched_image", help_text="The photo that matched best.")
     url = AbsoluteURLField(source="product.get_absolute_url", help_text="The product's page in the shop.")

@@ -50,15 +50,23 @@ class SearchView(RecordsKeyUse, GenericAPIView):
         operation_id="search",
         summary="Search by photo and/or words",
         description="Send a photo (multipart `image`, or JSON `image_base64`), some `text`, or both, "
-                    "with optional filters. Answers the `k` best products, best first.",
+        "with optional filters. Answers the `k` best products, best first.",
         request={"multipart/form-data": SearchUploadSerializer, "application/json": SearchJSONSerializer},
         responses={200: SearchResponseSerializer, **error_responses(400, 413, 415)},
         parameters=[RETRY_AFTER],
         examples=[
-            OpenApiExample("Words and filters", request_only=True, media_type="application/json", value={
-                "text": "rose gold oval sapphire ring", "metal": "rose_gold", "price_max": "50000.00",
-                "in_stock": True, "k": 10,
-            }),
+            OpenApiExample(
+                "Words and filters",
+                request_only=True,
+                media_type="application/json",
+                value={
+                    "text": "rose gold oval sapphire ring",
+                    "metal": "rose_gold",
+                    "price_max": "50000.00",
+                    "in_stock": True,
+                    "k": 10,
+                },
+            ),
         ],
     )
     def post(self, request: Request) -> Response:
@@ -112,8 +120,11 @@ class ProductViewSet(RecordsKeyUse, viewsets.ReadOnlyModelViewSet):
         except Http404:
             raise NotFound(f"No product with the SKU {self.kwargs[self.lookup_field]!r}.") from None
 
-    @extend_schema(summary="List active products", parameters=[CatalogFiltersSerializer],
-                   responses={200: ProductSerializer(many=True), **error_responses(400)})
+    @extend_schema(
+        summary="List active products",
+        parameters=[CatalogFiltersSerializer],
+        responses={200: ProductSerializer(many=True), **error_responses(400)},
+    )
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 

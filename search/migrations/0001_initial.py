@@ -6,58 +6,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0002_catalog_models'),
+        ("catalog", "0002_catalog_models"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(help_text='config name @ weights hash', max_length=120, unique=True)),
-                ('model_name', models.CharField(max_length=80)),
-                ('dim', models.PositiveIntegerField()),
-                ('weights', models.JSONField(blank=True, default=dict, help_text='weight overrides it was loaded with')),
-                ('state', models.CharField(choices=[('backfilling', 'Backfilling'), ('active', 'Active (serving search)'), ('retired', 'Retired')], db_index=True, default='backfilling', max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version", models.CharField(help_text="config name @ weights hash", max_length=120, unique=True)),
+                ("model_name", models.CharField(max_length=80)),
+                ("dim", models.PositiveIntegerField()),
+                (
+                    "weights",
+                    models.JSONField(blank=True, default=dict, help_text="weight overrides it was loaded with"),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("backfilling", "Backfilling"),
+                            ("active", "Active (serving search)"),
+                            ("retired", "Retired"),
+                        ],
+                        db_index=True,
+                        default="backfilling",
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state', 'active')), fields=('state',), name='one_active_model_version')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "active")), fields=("state",), name="one_active_model_version"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ImageEmbedding',
+            name="ImageEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('features', pgvector.django.vector.VectorField(help_text='raw image backbone features (model-specific width)')),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=512)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='catalog.productimage')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='image_embeddings', to='catalog.product')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='search.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "features",
+                    pgvector.django.vector.VectorField(help_text="raw image backbone features (model-specific width)"),
+                ),
+                ("embedding", pgvector.django.vector.VectorField(dimensions=512)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="embeddings",
+                        to="catalog.productimage",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="image_embeddings",
+                        to="catalog.product",
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="search.modelversion"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('image', 'model_version'), name='one_image_embedding_per_version')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("image", "model_version"), name="one_image_embedding_per_version")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProductEmbedding',
+            name="ProductEmbedding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text_features', pgvector.django.vector.VectorField(help_text='raw text encoder features (model-specific width)')),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=512, help_text='fused photos + text')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='search.modelversion')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='embeddings', to='catalog.product')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "text_features",
+                    pgvector.django.vector.VectorField(help_text="raw text encoder features (model-specific width)"),
+                ),
+                ("embedding", pgvector.django.vector.VectorField(dimensions=512, help_text="fused photos + text")),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="search.modelversion"
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="embeddings", to="catalog.product"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('product', 'model_version'), name='one_product_embedding_per_version')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("product", "model_version"), name="one_product_embedding_per_version"
+                    )
+                ],
             },
         ),
     ]

@@ -281,11 +281,15 @@ from datetime import timedelta  # noqa: E402
 from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
 
 INSTALLED_APPS += ["csp", "axes", "shop_search.apps.ShopSearchConfig"]  # the last: start-up checks
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-                  "shop_search.security.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "shop_search.security.ContentSecurityPolicyMiddleware",
+)
 # Before anything reads the body (CSRF reads request.POST).
-MIDDLEWARE.insert(MIDDLEWARE.index("shop_search.security.ContentSecurityPolicyMiddleware") + 1,
-                  "shop_search.security.RequestBodyLimitMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("shop_search.security.ContentSecurityPolicyMiddleware") + 1,
+    "shop_search.security.RequestBodyLimitMiddleware",
+)
 # An outage of the database or the model is a 503 with Retry-After, never a 500.
 MIDDLEWARE.append("shop_search.middleware.ServiceUnavailableMiddleware")
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes asks

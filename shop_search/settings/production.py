@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import env, env_bool, env_int
 
 SECRET_KEY = env("SECRET_KEY")

@@ -2,16 +2,16 @@
 
 from pathlib import Path
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .base import BASE_DIR, env
 
 SECRET_KEY = "test-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}  # noqa: F405
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/15")
-CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+CACHES["default"]["LOCATION"] = REDIS_URL
 CELERY_BROKER_URL = REDIS_URL
 SEARCH_MODEL = env("SEARCH_MODEL", "tiny-test")
 TORCH_THREADS = 1

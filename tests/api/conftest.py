@@ -22,8 +22,9 @@ CATEGORIES_URL = "/api/v1/categories/"
 @pytest.fixture
 def make_key(db):
     def make(scopes: list[str] | None = None, **fields) -> tuple[PartnerAPIKey, str]:
-        return PartnerAPIKey.objects.create_key(name=fields.pop("name", "partner"),
-                                                scopes=scopes or list(Scope.values), **fields)
+        return PartnerAPIKey.objects.create_key(
+            name=fields.pop("name", "partner"), scopes=scopes or list(Scope.values), **fields
+        )
 
     return make
 
@@ -65,14 +66,43 @@ def catalog(db):
 
     ring, earring = CategoryFactory(name="Ring", slug="ring"), CategoryFactory(name="Earring", slug="earring")
     products = {
-        "RING-1": ProductFactory(sku="RING-1", title="Oval sapphire ring", category=ring, metal="white_gold",
-                                 gemstone="sapphire", price=Decimal("1500.00"), photos=[1]),
-        "RING-2": ProductFactory(sku="RING-2", title="Diamond solitaire ring", category=ring, metal="yellow_gold",
-                                 gemstone="diamond", price=Decimal("3000.00"), stock=0, photos=[2]),
-        "EAR-1": ProductFactory(sku="EAR-1", title="Pearl drop earrings", category=earring, metal="silver",
-                                gemstone="pearl", price=Decimal("800.00"), photos=[3]),
-        "EAR-2.B": ProductFactory(sku="EAR-2.B", title="Rose gold hoops", category=earring, metal="rose_gold",
-                                  gemstone="none", price=Decimal("1200.00"), photos=[4]),
+        "RING-1": ProductFactory(
+            sku="RING-1",
+            title="Oval sapphire ring",
+            category=ring,
+            metal="white_gold",
+            gemstone="sapphire",
+            price=Decimal("1500.00"),
+            photos=[1],
+        ),
+        "RING-2": ProductFactory(
+            sku="RING-2",
+            title="Diamond solitaire ring",
+            category=ring,
+            metal="yellow_gold",
+            gemstone="diamond",
+            price=Decimal("3000.00"),
+            stock=0,
+            photos=[2],
+        ),
+        "EAR-1": ProductFactory(
+            sku="EAR-1",
+            title="Pearl drop earrings",
+            category=earring,
+            metal="silver",
+            gemstone="pearl",
+            price=Decimal("800.00"),
+            photos=[3],
+        ),
+        "EAR-2.B": ProductFactory(
+            sku="EAR-2.B",
+            title="Rose gold hoops",
+            category=earring,
+            metal="rose_gold",
+            gemstone="none",
+            price=Decimal("1200.00"),
+            photos=[4],
+        ),
         "GONE-1": ProductFactory(sku="GONE-1", title="Retired ring", category=ring, is_active=False, photos=[5]),
     }
     ids = [p.pk for p in products.values()]

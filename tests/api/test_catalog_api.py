@@ -16,12 +16,21 @@ def test_product_list_shows_only_active_products_in_sku_order(api_client, catalo
     assert response.status_code == 200
     body = response.json()
     assert [p["sku"] for p in body["results"]] == ["EAR-1", "EAR-2.B", "RING-1", "RING-2"]
-    assert body["next"] is None and body["previous"] is None
+    assert body["next"] is None
+    assert body["previous"] is None
     ring = body["results"][2]
     assert ring == {
-        "sku": "RING-1", "title": "Oval sapphire ring", "description": "A piece of jewelry.", "category": "ring",
-        "category_name": "Ring", "metal": "white_gold", "gemstone": "sapphire", "price": "1500.00",
-        "currency": "INR", "in_stock": True, "image_url": ring["images"][0]["url"],
+        "sku": "RING-1",
+        "title": "Oval sapphire ring",
+        "description": "A piece of jewelry.",
+        "category": "ring",
+        "category_name": "Ring",
+        "metal": "white_gold",
+        "gemstone": "sapphire",
+        "price": "1500.00",
+        "currency": "INR",
+        "in_stock": True,
+        "image_url": ring["images"][0]["url"],
         "images": [{"url": ring["image_url"], "width": 320, "height": 320}],
         "url": "http://testserver/products/RING-1/",
     }
@@ -33,7 +42,8 @@ def test_product_list_pages_with_a_cursor(api_client, catalog):
     assert [p["sku"] for p in first["results"]] == ["EAR-1", "EAR-2.B", "RING-1"]
     second = api_client.get(first["next"]).json()
     assert [p["sku"] for p in second["results"]] == ["RING-2"]
-    assert second["next"] is None and second["previous"]
+    assert second["next"] is None
+    assert second["previous"]
 
 
 def test_product_list_with_a_mangled_cursor_returns_400(api_client, catalog):
@@ -41,27 +51,33 @@ def test_product_list_with_a_mangled_cursor_returns_400(api_client, catalog):
     assert "cursor" in error["details"]
 
 
-@pytest.mark.parametrize("params, skus", [
-    ({"category": "ring"}, ["RING-1", "RING-2"]),
-    ({"metal": "silver"}, ["EAR-1"]),
-    ({"gemstone": "none"}, ["EAR-2.B"]),
-    ({"price_min": "1000", "price_max": "1500"}, ["EAR-2.B", "RING-1"]),
-    ({"in_stock": "true", "category": "ring"}, ["RING-1"]),
-    ({"in_stock": "false", "category": "ring"}, ["RING-1", "RING-2"]),
-])
+@pytest.mark.parametrize(
+    ("params", "skus"),
+    [
+        ({"category": "ring"}, ["RING-1", "RING-2"]),
+        ({"metal": "silver"}, ["EAR-1"]),
+        ({"gemstone": "none"}, ["EAR-2.B"]),
+        ({"price_min": "1000", "price_max": "1500"}, ["EAR-2.B", "RING-1"]),
+        ({"in_stock": "true", "category": "ring"}, ["RING-1"]),
+        ({"in_stock": "false", "category": "ring"}, ["RING-1", "RING-2"]),
+    ],
+)
 def test_product_list_filters(api_client, catalog, params, skus):
     response = api_client.get(PRODUCTS_URL, params)
     assert response.status_code == 200
     assert [p["sku"] for p in response.json()["results"]] == skus
 
 
-@pytest.mark.parametrize("params, bad", [
-    ({"category": "bracelets"}, "category"),
-    ({"metal": "tin"}, "metal"),
-    ({"price_max": "cheap"}, "price_max"),
-    ({"price_min": "10", "price_max": "5"}, "price_min"),
-    ({"in_stock": "maybe"}, "in_stock"),
-])
+@pytest.mark.parametrize(
+    ("params", "bad"),
+    [
+        ({"category": "bracelets"}, "category"),
+        ({"metal": "tin"}, "metal"),
+        ({"price_max": "cheap"}, "price_max"),
+        ({"price_min": "10", "price_max": "5"}, "price_min"),
+        ({"in_stock": "maybe"}, "in_stock"),
+    ],
+)
 def test_product_list_with_invalid_filter_returns_400(api_client, catalog, params, bad):
     error = assert_error(api_client.get(PRODUCTS_URL, params), 400, "validation_error")
     assert bad in error["details"]

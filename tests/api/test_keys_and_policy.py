@@ -16,14 +16,19 @@ from tests.api.conftest import CATEGORIES_URL, PRODUCTS_URL, SEARCH_URL, assert_
 
 pytestmark = pytest.mark.django_db
 
-PROTECTED = [("post", SEARCH_URL), ("get", PRODUCTS_URL), ("get", f"{PRODUCTS_URL}RING-1/"),
-             ("get", f"{PRODUCTS_URL}RING-1/similar/"), ("get", CATEGORIES_URL)]
+PROTECTED = [
+    ("post", SEARCH_URL),
+    ("get", PRODUCTS_URL),
+    ("get", f"{PRODUCTS_URL}RING-1/"),
+    ("get", f"{PRODUCTS_URL}RING-1/similar/"),
+    ("get", CATEGORIES_URL),
+]
 
 
 # --- authentication ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, url", PROTECTED)
+@pytest.mark.parametrize(("method", "url"), PROTECTED)
 def test_every_endpoint_without_key_returns_401_and_json_error(make_client, method, url):
     response = getattr(make_client(), method)(url)
     error = assert_error(response, 401, "not_authenticated")
@@ -43,7 +48,8 @@ def test_wrong_key_or_scheme_returns_401(make_client, make_key, header):
     client = make_client()
     client.credentials(HTTP_AUTHORIZATION=header)
     response = client.get(CATEGORIES_URL)
-    assert response.status_code == 401 and response["WWW-Authenticate"] == 'Api-Key realm="api"'
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Api-Key realm="api"'
     assert response.json()["error"]["code"] in {"authentication_failed", "not_authenticated"}
 
 
@@ -72,7 +78,8 @@ def test_key_is_stored_hashed_with_a_visible_prefix(api_key):
     record, key = api_key
     stored = PartnerAPIKey.objects.get(pk=record.pk)
     assert key.startswith(stored.prefix + ".")
-    assert key not in {stored.hashed_key, stored.id} and key.split(".")[1] not in stored.hashed_key
+    assert key not in {stored.hashed_key, stored.id}
+    assert key.split(".")[1] not in stored.hashed_key
 
 
 # --- scopes ------------------------------------------------------------------------------
@@ -105,7 +112,8 @@ def test_successful_request_records_last_use_once_a_minute(make_client, api_key)
     assert record.last_used_at is None
     make_client(key).get(CATEGORIES_URL)
     first = PartnerAPIKey.objects.get(pk=record.pk).last_used_at
-    assert first is not None and timezone.now() - first < timedelta(seconds=5)
+    assert first is not None
+    assert timezone.now() - first < timedelta(seconds=5)
     make_client(key).get(CATEGORIES_URL)
     assert PartnerAPIKey.objects.get(pk=record.pk).last_used_at == first
 
@@ -128,8 +136,11 @@ def test_create_api_key_command_prints_the_key_once_and_it_works(make_client):
     call_command("create_api_key", "acme-site", "--scope", "search", stdout=out, stderr=err)
     key = out.getvalue().strip()
     record = PartnerAPIKey.objects.get(name="acme-site")
-    assert key.startswith(record.prefix + ".") and record.scopes == ["search"] and record.expiry_date is None
-    assert "cannot be shown again" in err.getvalue() and key not in err.getvalue()
+    assert key.startswith(record.prefix + ".")
+    assert record.scopes == ["search"]
+    assert record.expiry_date is None
+    assert "cannot be shown again" in err.getvalue()
+    assert key not in err.getvalue()
     assert_error(make_client(key).get(CATEGORIES_URL), 403, "missing_scope")
 
 
@@ -153,8 +164,11 @@ def test_create_api_key_rejects_bad_arguments(args):
 
 
 def test_admin_creates_a_scoped_key_shows_it_once_and_lists_last_use(admin_client, make_client):
-    response = admin_client.post("/admin/search_api/partnerapikey/add/",
-                                 {"name": "from-admin", "scopes": ["catalog"], "expiry_date": ""}, follow=True)
+    response = admin_client.post(
+        "/admin/search_api/partnerapikey/add/",
+        {"name": "from-admin", "scopes": ["catalog"], "expiry_date": ""},
+        follow=True,
+    )
     assert response.status_code == 200
     record = PartnerAPIKey.objects.get(name="from-admin")
     assert record.scopes == ["catalog"]
@@ -162,13 +176,17 @@ def test_admin_creates_a_scoped_key_shows_it_once_and_lists_last_use(admin_clien
     key = message.split("is: ", 1)[1].split(". ", 1)[0]
     assert make_client(key).get(CATEGORIES_URL).status_code == 200
     listing = admin_client.get("/admin/search_api/partnerapikey/").content.decode()
-    assert record.prefix in listing and key not in listing and "Last used at" in listing
+    assert record.prefix in listing
+    assert key not in listing
+    assert "Last used at" in listing
 
 
 def test_admin_revokes_a_key(admin_client, make_client, api_key):
     record, key = api_key
-    admin_client.post(f"/admin/search_api/partnerapikey/{record.pk}/change/",
-                      {"name": record.name, "scopes": record.scopes, "revoked": "on", "expiry_date": ""})
+    admin_client.post(
+        f"/admin/search_api/partnerapikey/{record.pk}/change/",
+        {"name": record.name, "scopes": record.scopes, "revoked": "on", "expiry_date": ""},
+    )
     assert PartnerAPIKey.objects.get(pk=record.pk).revoked
     assert make_client(key).get(CATEGORIES_URL).status_code == 401
 
@@ -186,8 +204,10 @@ def test_unacceptable_accept_header_returns_406_in_the_error_shape(make_client, 
 
 @pytest.fixture
 def tiny_rates(settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"search": "2/min", "catalog": "3/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"search": "2/min", "catalog": "3/min"},
+    }
 
 
 def test_throttling_returns_429_with_retry_after_then_recovers(make_client, api_key, tiny_rates, monkeypatch):
@@ -196,7 +216,8 @@ def test_throttling_returns_429_with_retry_after_then_recovers(make_client, api_
     response = client.get(CATEGORIES_URL)
     error = assert_error(response, 429, "throttled")
     retry_after = int(response["Retry-After"])
-    assert 0 < retry_after <= 60 and error["details"] == {"retry_after": retry_after}
+    assert 0 < retry_after <= 60
+    assert error["details"] == {"retry_after": retry_after}
     later = SimpleRateThrottle.timer() + 61
     monkeypatch.setattr(SimpleRateThrottle, "timer", staticmethod(lambda: later))
     assert client.get(CATEGORIES_URL).status_code == 200
@@ -221,8 +242,9 @@ def test_search_has_its_own_lower_rate_than_catalog_reads(make_client, api_key, 
 
 def test_default_rates_make_search_scarcer_than_catalog_reads(settings):
     rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
-    per_second = {scope: n / d for scope, (n, d) in
-                  ((s, SimpleRateThrottle.parse_rate(None, rate)) for s, rate in rates.items())}
+    per_second = {
+        scope: n / d for scope, (n, d) in ((s, SimpleRateThrottle.parse_rate(None, rate)) for s, rate in rates.items())
+    }
     assert per_second["search"] < per_second["catalog"]
 
 
@@ -239,9 +261,12 @@ def test_throttle_counts_live_in_the_shared_cache(make_client, api_key, tiny_rat
 
 def test_cors_allows_configured_partner_origin_on_the_api(make_client, api_key, settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://partner.example"]
-    preflight = make_client().options(SEARCH_URL, HTTP_ORIGIN="https://partner.example",
-                                      HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
-                                      HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type")
+    preflight = make_client().options(
+        SEARCH_URL,
+        HTTP_ORIGIN="https://partner.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, content-type",
+    )
     assert preflight.status_code == 200
     assert preflight["Access-Control-Allow-Origin"] == "https://partner.example"
     assert "authorization" in preflight["Access-Control-Allow-Headers"]

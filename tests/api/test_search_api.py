@@ -25,9 +25,22 @@ def test_search_by_uploaded_photo_answers_ranked_products_with_absolute_urls(api
     assert len(body["results"]) == 3
     best = body["results"][0]
     assert best["sku"] == "RING-1"  # the very photo of RING-1
-    assert set(best) >= {"sku", "title", "category", "metal", "gemstone", "price", "currency", "score",
-                         "score_breakdown", "image_url", "url"}
-    assert best["category"] == "ring" and best["metal"] == "white_gold" and best["price"] == "1500.00"
+    assert set(best) >= {
+        "sku",
+        "title",
+        "category",
+        "metal",
+        "gemstone",
+        "price",
+        "currency",
+        "score",
+        "score_breakdown",
+        "image_url",
+        "url",
+    }
+    assert best["category"] == "ring"
+    assert best["metal"] == "white_gold"
+    assert best["price"] == "1500.00"
     assert best["image_url"].startswith("http://testserver/media/products/")
     assert best["url"] == "http://testserver/products/RING-1/"
     assert body["predicted_category"]["name"] in {"Ring", "Earring"}
@@ -44,8 +57,7 @@ def test_search_by_base64_photo_in_json_equals_multipart_upload(api_client, cata
 
 
 def test_search_accepts_a_data_url_as_base64(api_client, catalog):
-    response = api_client.post(SEARCH_URL, {"image_base64": "data:image/jpeg;base64," + photo_base64(2)},
-                               format="json")
+    response = api_client.post(SEARCH_URL, {"image_base64": "data:image/jpeg;base64," + photo_base64(2)}, format="json")
     assert response.status_code == 200
     assert response.json()["results"][0]["sku"] == "RING-2"
 
@@ -59,8 +71,11 @@ def test_search_answers_what_the_shop_search_service_answers(api_client, catalog
 
 
 def test_search_filters_never_leak_non_matching_or_inactive_products(api_client, catalog):
-    response = api_client.post(SEARCH_URL, {"text": "ring", "category": "ring", "in_stock": True,
-                                            "price_min": "1000", "price_max": "2000", "k": 10}, format="json")
+    response = api_client.post(
+        SEARCH_URL,
+        {"text": "ring", "category": "ring", "in_stock": True, "price_min": "1000", "price_max": "2000", "k": 10},
+        format="json",
+    )
     assert response.status_code == 200
     assert [r["sku"] for r in response.json()["results"]] == ["RING-1"]
     response = api_client.post(SEARCH_URL, {"image": _upload(make_photo(5)), "k": 10}, format="multipart")
@@ -68,37 +83,43 @@ def test_search_filters_never_leak_non_matching_or_inactive_products(api_client,
 
 
 def test_search_with_photo_and_words_is_hybrid_and_honours_k(api_client, catalog):
-    response = api_client.post(SEARCH_URL, {"image": _upload(make_photo(4)), "text": "rose gold hoops", "k": 2},
-                               format="multipart")
+    response = api_client.post(
+        SEARCH_URL, {"image": _upload(make_photo(4)), "text": "rose gold hoops", "k": 2}, format="multipart"
+    )
     assert response.status_code == 200
     assert len(response.json()["results"]) == 2
 
 
 def test_search_without_photo_or_text_returns_400(api_client, catalog):
     error = assert_error(api_client.post(SEARCH_URL, {"k": 5}, format="json"), 400, "validation_error")
-    assert "image_base64" in error["message"] and "text" in error["message"]
+    assert "image_base64" in error["message"]
+    assert "text" in error["message"]
     assert_error(api_client.post(SEARCH_URL, {"text": "   "}, format="json"), 400, "validation_error")
     assert_error(api_client.post(SEARCH_URL, {}, format="multipart"), 400, "validation_error")
 
 
-@pytest.mark.parametrize("fields, bad", [
-    ({"k": 0}, "k"),
-    ({"k": 101}, "k"),
-    ({"k": "many"}, "k"),
-    ({"metal": "bronze"}, "metal"),
-    ({"gemstone": "glass"}, "gemstone"),
-    ({"category": "no-such-category"}, "category"),
-    ({"category": "not a slug!"}, "category"),
-    ({"price_min": "-1"}, "price_min"),
-    ({"price_min": "abc"}, "price_min"),
-    ({"price_min": "500", "price_max": "100"}, "price_min"),
-    ({"in_stock": "perhaps"}, "in_stock"),
-    ({"text": "x" * 301}, "text"),
-    ({"text": "ring\x00"}, "text"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"k": 0}, "k"),
+        ({"k": 101}, "k"),
+        ({"k": "many"}, "k"),
+        ({"metal": "bronze"}, "metal"),
+        ({"gemstone": "glass"}, "gemstone"),
+        ({"category": "no-such-category"}, "category"),
+        ({"category": "not a slug!"}, "category"),
+        ({"price_min": "-1"}, "price_min"),
+        ({"price_min": "abc"}, "price_min"),
+        ({"price_min": "500", "price_max": "100"}, "price_min"),
+        ({"in_stock": "perhaps"}, "in_stock"),
+        ({"text": "x" * 301}, "text"),
+        ({"text": "ring\x00"}, "text"),
+    ],
+)
 def test_search_with_invalid_field_returns_400_naming_the_field(api_client, catalog, fields, bad):
-    error = assert_error(api_client.post(SEARCH_URL, {"text": "ring", **fields}, format="json"), 400,
-                         "validation_error")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"text": "ring", **fields}, format="json"), 400, "validation_error"
+    )
     assert bad in error["details"]
 
 
@@ -119,16 +140,18 @@ def test_search_with_json_that_is_not_an_object_returns_400(api_client, catalog)
 
 
 def test_search_with_bad_base64_returns_400(api_client, catalog):
-    error = assert_error(api_client.post(SEARCH_URL, {"image_base64": "not base64 at all!"}, format="json"),
-                         400, "invalid_base64")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"image_base64": "not base64 at all!"}, format="json"), 400, "invalid_base64"
+    )
     assert error["details"] == {"field": "image_base64"}
 
 
 def test_upload_of_truncated_jpeg_returns_400_and_keeps_catalog(api_client, catalog):
     before = (Product.objects.count(), Product.objects.order_by("pk").values_list("updated_at", flat=True)[0])
     truncated = make_photo(1)[:2000]
-    error = assert_error(api_client.post(SEARCH_URL, {"image": _upload(truncated)}, format="multipart"),
-                         400, "corrupt_image")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"image": _upload(truncated)}, format="multipart"), 400, "corrupt_image"
+    )
     assert error["details"] == {"field": "image"}
     assert_error(api_client.post(SEARCH_URL, {"image_base64": _b64(truncated)}, format="json"), 400, "corrupt_image")
     assert (Product.objects.count(), Product.objects.order_by("pk").values_list("updated_at", flat=True)[0]) == before
@@ -140,11 +163,13 @@ def test_search_with_empty_file_returns_400(api_client, catalog):
 
 def test_search_with_a_pdf_instead_of_a_photo_returns_415(api_client, catalog):
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"
-    error = assert_error(api_client.post(SEARCH_URL, {"image": _upload(pdf, "photo.jpg")}, format="multipart"),
-                         415, "unsupported_media_type")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"image": _upload(pdf, "photo.jpg")}, format="multipart"),
+        415,
+        "unsupported_media_type",
+    )
     assert "PDF" in error["message"]
-    assert_error(api_client.post(SEARCH_URL, {"image_base64": _b64(pdf)}, format="json"), 415,
-                 "unsupported_media_type")
+    assert_error(api_client.post(SEARCH_URL, {"image_base64": _b64(pdf)}, format="json"), 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
@@ -156,8 +181,9 @@ def test_search_with_a_content_type_it_does_not_accept_returns_415(api_client, c
 def test_search_with_photo_over_the_size_limit_returns_413(api_client, catalog, settings):
     photo = make_photo(1, size=(400, 400), fmt="PNG")
     settings.MAX_UPLOAD_BYTES = len(photo) - 1
-    error = assert_error(api_client.post(SEARCH_URL, {"image": _upload(photo)}, format="multipart"),
-                         413, "file_too_large")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"image": _upload(photo)}, format="multipart"), 413, "file_too_large"
+    )
     assert error["details"] == {"field": "image"}
     assert_error(api_client.post(SEARCH_URL, {"image_base64": _b64(photo)}, format="json"), 413, "file_too_large")
 
@@ -165,8 +191,9 @@ def test_search_with_photo_over_the_size_limit_returns_413(api_client, catalog, 
 def test_search_with_a_body_far_over_the_limit_is_refused_before_reading_it(api_client, catalog, settings):
     settings.MAX_UPLOAD_BYTES = 10_000
     big = b"\xff\xd8\xff" + b"\x00" * 200_000
-    error = assert_error(api_client.post(SEARCH_URL, {"image": _upload(big)}, format="multipart"),
-                         413, "request_too_large")
+    error = assert_error(
+        api_client.post(SEARCH_URL, {"image": _upload(big)}, format="multipart"), 413, "request_too_large"
+    )
     assert error["details"]["limit_bytes"] < 200_000
     assert_error(api_client.post(SEARCH_URL, {"image_base64": _b64(big)}, format="json"), 413, "request_too_large")
 

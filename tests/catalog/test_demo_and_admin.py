@@ -22,10 +22,18 @@ def test_demo_catalog_loads_real_products_and_is_idempotent():
     assert "created 236" in out.getvalue()
     assert Product.objects.count() == 236
     assert set(Product.objects.values_list("category__name", flat=True)) == {
-        "Ring", "Earring", "Bangle", "Bracelet", "Necklace", "Pendant"
+        "Ring",
+        "Earring",
+        "Bangle",
+        "Bracelet",
+        "Necklace",
+        "Pendant",
     }
     ring = Product.objects.filter(category__name="Ring", gemstone="diamond").first()
-    assert ring.title and ring.description and ring.price > 0 and ring.images.count() == 1
+    assert ring.title
+    assert ring.description
+    assert ring.price > 0
+    assert ring.images.count() == 1
     assert Product.objects.filter(metal="rose_gold").exists()
     out = StringIO()
     call_command("load_demo_catalog", stdout=out, verbosity=0)
@@ -38,7 +46,9 @@ def test_admin_product_list_shows_thumbnails_prices_and_index_state(admin_client
     html = response.content.decode()
     assert response.status_code == 200
     assert '<img src="/media/products/' in html
-    assert "RING-1" in html and "INR 1,000.00" in html and "pending" in html
+    assert "RING-1" in html
+    assert "INR 1,000.00" in html
+    assert "pending" in html
     thumb = "/media/products/" + html.split('<img src="/media/products/', 1)[1].split('"', 1)[0]
     assert admin_client.get(thumb).status_code == 200
 
@@ -47,9 +57,11 @@ def test_admin_filters_and_search_by_sku(admin_client):
     ProductFactory(sku="FIND-ME", title="A ring")
     ProductFactory(sku="OTHER", title="Another", metal="silver")
     html = admin_client.get("/admin/catalog/product/?q=FIND").content.decode()
-    assert "FIND-ME" in html and "OTHER</a>" not in html
+    assert "FIND-ME" in html
+    assert "OTHER</a>" not in html
     html = admin_client.get("/admin/catalog/product/?metal__exact=silver").content.decode()
-    assert "OTHER" in html and "FIND-ME" not in html
+    assert "OTHER" in html
+    assert "FIND-ME" not in html
 
 
 def test_admin_reembed_action_marks_products_and_photos(admin_client):
@@ -61,7 +73,8 @@ def test_admin_reembed_action_marks_products_and_photos(admin_client):
     )
     assert "1 products marked for re-embedding" in response.content.decode()
     product.refresh_from_db()
-    assert product.embedding_dirty and product.images.get().embedding_dirty
+    assert product.embedding_dirty
+    assert product.images.get().embedding_dirty
 
 
 def test_admin_upload_of_a_text_file_named_jpg_is_refused_with_a_reason(admin_client):
@@ -70,12 +83,25 @@ def test_admin_upload_of_a_text_file_named_jpg_is_refused_with_a_reason(admin_cl
     product = ProductFactory()
     url = f"/admin/catalog/product/{product.pk}/change/"
     form = {
-        "sku": product.sku, "title": product.title, "description": "", "category": product.category_id,
-        "metal": "yellow_gold", "metal_text": "", "gemstone": "diamond", "gemstone_text": "",
-        "price": "10", "currency": "INR", "stock": 1, "is_active": "on",
-        "images-TOTAL_FORMS": 1, "images-INITIAL_FORMS": 0, "images-MIN_NUM_FORMS": 0, "images-MAX_NUM_FORMS": 1000,
+        "sku": product.sku,
+        "title": product.title,
+        "description": "",
+        "category": product.category_id,
+        "metal": "yellow_gold",
+        "metal_text": "",
+        "gemstone": "diamond",
+        "gemstone_text": "",
+        "price": "10",
+        "currency": "INR",
+        "stock": 1,
+        "is_active": "on",
+        "images-TOTAL_FORMS": 1,
+        "images-INITIAL_FORMS": 0,
+        "images-MIN_NUM_FORMS": 0,
+        "images-MAX_NUM_FORMS": 1000,
         "images-0-image": SimpleUploadedFile("ring.jpg", b"hello, I am text", content_type="image/jpeg"),
-        "images-0-position": 0, "images-0-alt_text": "",
+        "images-0-position": 0,
+        "images-0-alt_text": "",
     }
     response = admin_client.post(url, form)
     assert response.status_code == 200  # the form is shown again with the error
@@ -88,8 +114,11 @@ def test_index_status_json_reports_counts():
     out = StringIO()
     call_command("index_status", "--json", stdout=out)
     status = json.loads(out.getvalue())
-    assert status["products"] == 1 and status["images"] == 2 and status["pending"] == 3
-    assert status["embedded_images"] == 0 and status["failed"] == 0
+    assert status["products"] == 1
+    assert status["images"] == 2
+    assert status["pending"] == 3
+    assert status["embedded_images"] == 0
+    assert status["failed"] == 0
 
 
 def test_healthz_answers_with_parts_and_counts(client):
@@ -97,8 +126,11 @@ def test_healthz_answers_with_parts_and_counts(client):
     response = client.get("/healthz")
     body = response.json()
     assert response.status_code == 200
-    assert body["database"] == "ok" and body["broker"] == "ok"
-    assert body["products"] == 1 and body["images"] == 1 and body["pending"] == 2
+    assert body["database"] == "ok"
+    assert body["broker"] == "ok"
+    assert body["products"] == 1
+    assert body["images"] == 1
+    assert body["pending"] == 2
     assert {"worker", "embedded_images", "failed", "model_version"} <= set(body)
 
 
@@ -111,7 +143,10 @@ def test_production_settings_pass_check_deploy():
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

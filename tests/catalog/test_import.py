@@ -42,18 +42,44 @@ def run_import(csv_path: Path, images_root: Path) -> tuple[str, str]:
 
 
 def test_import_with_broken_rows_imports_the_rest_and_reports_each_line(tmp_path, images_root):
-    csv_path = write_catalog(tmp_path, [
-        ["R-1", "Oval sapphire ring", "A ring", "Ring", "18K Gold", "rose", "Oval blue sapphire", "1,299.50", "rings/r0.jpg;rings/r1.jpg"],
-        ["R-2", "Missing photo ring", "", "Ring", "gold", "", "", "100", "rings/nope.jpg"],
-        ["R-3", "Bad price ring", "", "Ring", "gold", "", "", "cheap", "rings/r2.jpg"],
-        ["R-4", "Truncated photo ring", "", "Ring", "gold", "", "", "100", "rings/broken.jpg"],
-        ["E-1", "Pearl studs", "Earrings", "Earring Studs", "Sterling silver 925", "", "pearl", "INR 450", "rings/r3.jpg"],
-    ])
+    csv_path = write_catalog(
+        tmp_path,
+        [
+            [
+                "R-1",
+                "Oval sapphire ring",
+                "A ring",
+                "Ring",
+                "18K Gold",
+                "rose",
+                "Oval blue sapphire",
+                "1,299.50",
+                "rings/r0.jpg;rings/r1.jpg",
+            ],
+            ["R-2", "Missing photo ring", "", "Ring", "gold", "", "", "100", "rings/nope.jpg"],
+            ["R-3", "Bad price ring", "", "Ring", "gold", "", "", "cheap", "rings/r2.jpg"],
+            ["R-4", "Truncated photo ring", "", "Ring", "gold", "", "", "100", "rings/broken.jpg"],
+            [
+                "E-1",
+                "Pearl studs",
+                "Earrings",
+                "Earring Studs",
+                "Sterling silver 925",
+                "",
+                "pearl",
+                "INR 450",
+                "rings/r3.jpg",
+            ],
+        ],
+    )
     out, err = run_import(csv_path, images_root)
     assert "created 2, updated 0, unchanged 0, failed 3" in out
-    assert "line 3 (sku R-2)" in err and "not found" in err
-    assert "line 4 (sku R-3)" in err and "price" in err
-    assert "line 5 (sku R-4)" in err and "truncated" in err.lower()
+    assert "line 3 (sku R-2)" in err
+    assert "not found" in err
+    assert "line 4 (sku R-3)" in err
+    assert "price" in err
+    assert "line 5 (sku R-4)" in err
+    assert "truncated" in err.lower()
     assert set(Product.objects.values_list("sku", flat=True)) == {"R-1", "E-1"}
     ring = Product.objects.get(sku="R-1")
     assert ring.images.count() == 2
@@ -61,14 +87,18 @@ def test_import_with_broken_rows_imports_the_rest_and_reports_each_line(tmp_path
     assert (ring.metal, ring.metal_text) == ("rose_gold", "rose 18K Gold")
     assert (ring.gemstone, ring.gemstone_text) == ("sapphire", "Oval blue sapphire")
     studs = Product.objects.get(sku="E-1")
-    assert studs.metal == "silver" and studs.gemstone == "pearl"
+    assert studs.metal == "silver"
+    assert studs.gemstone == "pearl"
     assert Category.objects.filter(name="Earring Studs").exists()
 
 
 def test_importing_the_same_file_twice_changes_nothing(tmp_path, images_root):
-    csv_path = write_catalog(tmp_path, [
-        ["R-1", "Ring", "A ring", "Ring", "gold", "white", "diamond", "100", "rings/r0.jpg;rings/r1.jpg"],
-    ])
+    csv_path = write_catalog(
+        tmp_path,
+        [
+            ["R-1", "Ring", "A ring", "Ring", "gold", "white", "diamond", "100", "rings/r0.jpg;rings/r1.jpg"],
+        ],
+    )
     run_import(csv_path, images_root)
     before = list(Product.objects.values("id", "updated_at", "embedding_marked_at"))
     images_before = list(ProductImage.objects.values("id", "content_hash", "position"))
@@ -79,17 +109,30 @@ def test_importing_the_same_file_twice_changes_nothing(tmp_path, images_root):
 
 
 def test_reimport_with_new_title_and_dropped_photo_updates_in_place(tmp_path, images_root):
-    run_import(write_catalog(tmp_path, [
-        ["R-1", "Ring", "", "Ring", "gold", "", "", "100", "rings/r0.jpg;rings/r1.jpg"],
-    ]), images_root)
+    run_import(
+        write_catalog(
+            tmp_path,
+            [
+                ["R-1", "Ring", "", "Ring", "gold", "", "", "100", "rings/r0.jpg;rings/r1.jpg"],
+            ],
+        ),
+        images_root,
+    )
     product = Product.objects.get(sku="R-1")
     Product.objects.filter(pk=product.pk).update(embedding_dirty=False)
-    out, _ = run_import(write_catalog(tmp_path, [
-        ["R-1", "Ring with a new name", "", "Ring", "gold", "", "", "100", "rings/r1.jpg"],
-    ]), images_root)
+    out, _ = run_import(
+        write_catalog(
+            tmp_path,
+            [
+                ["R-1", "Ring with a new name", "", "Ring", "gold", "", "", "100", "rings/r1.jpg"],
+            ],
+        ),
+        images_root,
+    )
     assert "updated 1" in out
     product.refresh_from_db()
-    assert product.title == "Ring with a new name" and product.embedding_dirty
+    assert product.title == "Ring with a new name"
+    assert product.embedding_dirty
     assert product.images.count() == 1
 
 
@@ -103,7 +146,14 @@ def test_csv_with_wrong_columns_is_refused_before_touching_the_catalog(tmp_path,
 
 def test_image_path_outside_images_root_is_refused(tmp_path, images_root):
     (tmp_path / "secret.jpg").write_bytes(make_photo(1))
-    out, err = run_import(write_catalog(tmp_path, [
-        ["R-1", "Ring", "", "Ring", "gold", "", "", "100", "../secret.jpg"],
-    ]), images_root)
-    assert "failed 1" in out and "outside --images-root" in err
+    out, err = run_import(
+        write_catalog(
+            tmp_path,
+            [
+                ["R-1", "Ring", "", "Ring", "gold", "", "", "100", "../secret.jpg"],
+            ],
+        ),
+        images_root,
+    )
+    assert "failed 1" in out
+    assert "outside --images-root" in err

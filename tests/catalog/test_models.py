@@ -25,11 +25,15 @@ def test_same_photo_uploaded_twice_is_stored_once():
     product = ProductFactory()
     first, created_first = add_product_image_bytes(product, make_photo(1))
     second, created_second = add_product_image_bytes(product, make_photo(1))
-    third, _ = add_product_image_bytes(product, make_photo(2))
-    assert created_first and not created_second and first.pk == second.pk
+    _third, _ = add_product_image_bytes(product, make_photo(2))
+    assert created_first
+    assert not created_second
+    assert first.pk == second.pk
     assert [image.position for image in product.images.all()] == [0, 1]
-    assert (first.width, first.height) == (320, 320) and len(first.content_hash) == 64
-    assert "products/" in first.image.name and first.content_hash in first.image.name
+    assert (first.width, first.height) == (320, 320)
+    assert len(first.content_hash) == 64
+    assert "products/" in first.image.name
+    assert first.content_hash in first.image.name
 
 
 def test_truncated_photo_is_refused_and_nothing_is_stored():
@@ -56,8 +60,15 @@ def test_price_or_stock_change_does_not_mark_the_text_side_for_reembedding():
 
 
 def test_upsert_by_sku_reports_created_updated_unchanged():
-    data = ProductData(sku="A-1", title="Ring", description="", category="Ring", metal_text="gold",
-                       gemstone_text="ruby", price=Decimal("10"))
+    data = ProductData(
+        sku="A-1",
+        title="Ring",
+        description="",
+        category="Ring",
+        metal_text="gold",
+        gemstone_text="ruby",
+        price=Decimal("10"),
+    )
     assert upsert_product(data)[1] == "created"
     assert upsert_product(data)[1] == "unchanged"
     assert upsert_product(ProductData(**{**data.__dict__, "price": Decimal("11")}))[1] == "updated"
@@ -65,9 +76,15 @@ def test_upsert_by_sku_reports_created_updated_unchanged():
 
 @pytest.mark.parametrize(
     ("metal", "colour", "expected"),
-    [("18K Gold", "rose", "rose_gold"), ("white gold", "", "white_gold"), ("22K Gold", "", "yellow_gold"),
-     ("Platinum", "white", "platinum"), ("925 Sterling", "", "silver"), ("mixed", "two tone", "two_tone_gold"),
-     ("titanium", "", "other")],
+    [
+        ("18K Gold", "rose", "rose_gold"),
+        ("white gold", "", "white_gold"),
+        ("22K Gold", "", "yellow_gold"),
+        ("Platinum", "white", "platinum"),
+        ("925 Sterling", "", "silver"),
+        ("mixed", "two tone", "two_tone_gold"),
+        ("titanium", "", "other"),
+    ],
 )
 def test_free_text_metal_maps_onto_choices(metal, colour, expected):
     assert metal_from_text(metal, colour) == expected
@@ -75,8 +92,14 @@ def test_free_text_metal_maps_onto_choices(metal, colour, expected):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Oval blue Sapphire", "sapphire"), ("CZ", "cubic_zirconia"), ("", "none"), ("rubies", "ruby"),
-     ("tourmaline", "other"), ("solitaire", "diamond")],
+    [
+        ("Oval blue Sapphire", "sapphire"),
+        ("CZ", "cubic_zirconia"),
+        ("", "none"),
+        ("rubies", "ruby"),
+        ("tourmaline", "other"),
+        ("solitaire", "diamond"),
+    ],
 )
 def test_free_text_gemstone_maps_onto_choices(text, expected):
     assert gemstone_from_text(text) == expected
@@ -84,7 +107,11 @@ def test_free_text_gemstone_maps_onto_choices(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "price", "currency"),
-    [("1,299.50", Decimal("1299.50"), None), ("INR 450", Decimal("450.00"), "INR"), ("12 EUR", Decimal("12.00"), "EUR")],
+    [
+        ("1,299.50", Decimal("1299.50"), None),
+        ("INR 450", Decimal("450.00"), "INR"),
+        ("12 EUR", Decimal("12.00"), "EUR"),
+    ],
 )
 def test_prices_parse_with_optional_currency(text, price, currency):
     assert parse_price(text) == (price, currency)

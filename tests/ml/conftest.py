@@ -28,4 +28,4 @@ def ring_photo() -> Image.Image:
 def _media_root():
     """Overrides the project-wide autouse fixture that needs Django's ``settings``:
     the ml package is framework-free, so its tests also run with ``-p no:django``."""
-    yield
+    return

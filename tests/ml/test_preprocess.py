@@ -26,7 +26,8 @@ def test_exif_orientation_is_applied():
     loaded = load_image(_encode(wide, "JPEG", exif=exif, quality=95))
     assert loaded.size == (20, 40)
     top = np.asarray(loaded)[2, 10]
-    assert top[0] > 200 and top[1] < 80  # the left strip is now on top
+    assert top[0] > 200
+    assert top[1] < 80
 
 
 def test_transparent_png_is_composited_onto_white():
@@ -51,7 +52,9 @@ def test_cmyk_jpeg_becomes_rgb():
     loaded = load_image(_encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", quality=95))
     assert loaded.mode == "RGB"
     red, green, blue = loaded.getpixel((8, 8))
-    assert red > 200 and green < 60 and blue < 60
+    assert red > 200
+    assert green < 60
+    assert blue < 60
 
 
 def test_sixteen_bit_greyscale_keeps_its_tonal_range():
@@ -59,13 +62,16 @@ def test_sixteen_bit_greyscale_keeps_its_tonal_range():
     loaded = load_image(_encode(Image.fromarray(array), "PNG"))
     assert loaded.mode == "RGB"
     grey = np.asarray(loaded)[0, :, 0]
-    assert grey[0] == 0 and grey[-1] == 255 and 100 < grey[16] < 160
+    assert grey[0] == 0
+    assert grey[-1] == 255
+    assert 100 < grey[16] < 160
 
 
 def test_32_bit_integer_image_is_scaled_to_8_bit():
     array = np.full((4, 4), 30000, dtype=np.int32)
     loaded = load_image(_encode(Image.fromarray(array, "I"), "TIFF"))
-    assert loaded.mode == "RGB" and 100 < loaded.getpixel((0, 0))[0] < 140
+    assert loaded.mode == "RGB"
+    assert 100 < loaded.getpixel((0, 0))[0] < 140
 
 
 def test_greyscale_and_grey_with_alpha_become_rgb():
@@ -110,7 +116,8 @@ def test_heic_is_readable():
     except (KeyError, OSError, ValueError):
         pytest.skip("no HEIF encoder in this pillow-heif build")
     loaded = load_image(data)
-    assert loaded.mode == "RGB" and loaded.getpixel((8, 8))[1] > 150
+    assert loaded.mode == "RGB"
+    assert loaded.getpixel((8, 8))[1] > 150
 
 
 def test_to_tensor_resizes_crops_and_normalises():

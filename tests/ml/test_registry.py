@@ -44,7 +44,9 @@ def test_hub_model_missing_from_the_local_cache_raises_instead_of_downloading():
 
 def test_version_is_name_at_short_content_hash_and_matches_model_version(tiny_model):
     name, _, digest = tiny_model.version.partition("@")
-    assert name == "tiny-test" and len(digest) == 12 and int(digest, 16) >= 0
+    assert name == "tiny-test"
+    assert len(digest) == 12
+    assert int(digest, 16) >= 0
     assert model_version("tiny-test") == tiny_model.version
 
 

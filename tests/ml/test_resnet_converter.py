@@ -27,7 +27,7 @@ def torchvision_resnet50_state_dict() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     state = {"conv1.weight": torch.randn(64, 3, 7, 7), **_bn("bn1", 64)}
     in_channels = 64
-    for stage, (blocks, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=1):
+    for stage, (blocks, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=False), start=1):
         for block in range(blocks):
             prefix = f"layer{stage}.{block}"
             state[f"{prefix}.conv1.weight"] = torch.randn(planes, in_channels, 1, 1)

@@ -15,21 +15,26 @@ def _unit_rows(vectors: np.ndarray) -> bool:
 def test_raw_feature_shapes_match_the_config(tiny_model, ring_photo):
     images = tiny_model.image_features([ring_photo, ring_photo, ring_photo], batch_size=2)
     texts = tiny_model.text_features(["rose gold ring", "pearl necklace"], batch_size=1)
-    assert images.shape == (3, tiny_model.image_feature_dim) and images.dtype == np.float32
-    assert texts.shape == (2, tiny_model.text_feature_dim) and texts.dtype == np.float32
+    assert images.shape == (3, tiny_model.image_feature_dim)
+    assert images.dtype == np.float32
+    assert texts.shape == (2, tiny_model.text_feature_dim)
+    assert texts.dtype == np.float32
 
 
 def test_encoders_return_l2_normalised_float32_vectors_of_model_dim(tiny_model, ring_photo):
     for vectors in (
         tiny_model.encode_image([ring_photo, ring_photo]),
         tiny_model.encode_text(["gold bangle", "silver ring", "diamond"]),
-        tiny_model.encode_product([ProductInput([ring_photo, ring_photo], "gold ring"), ProductInput([ring_photo], "x")]),
+        tiny_model.encode_product(
+            [ProductInput([ring_photo, ring_photo], "gold ring"), ProductInput([ring_photo], "x")]
+        ),
     ):
         assert vectors.dtype == np.float32
         assert vectors.shape[1] == tiny_model.dim == 512
         assert _unit_rows(vectors)
     query = tiny_model.encode_query(image=ring_photo, text="gold ring")
-    assert query.shape == (tiny_model.dim,) and _unit_rows(query)
+    assert query.shape == (tiny_model.dim,)
+    assert _unit_rows(query)
 
 
 def test_empty_batches_return_empty_arrays(tiny_model):
@@ -50,15 +55,11 @@ def test_encode_product_equals_fuse_of_stored_features(tiny_model, ring_photo):
         image_features=tiny_model.image_features(product.images),
         text_features=tiny_model.text_features([product.text])[0],
     )
-    np.testing.assert_allclose(
-        tiny_model.encode_product([product]), tiny_model.fuse([stored]), atol=1e-6
-    )
+    np.testing.assert_allclose(tiny_model.encode_product([product]), tiny_model.fuse([stored]), atol=1e-6)
 
 
 def test_query_text_only_and_image_only_match_encode_text_and_encode_image(tiny_model, ring_photo):
-    np.testing.assert_allclose(
-        tiny_model.encode_query(text="pearl"), tiny_model.encode_text(["pearl"])[0], atol=1e-6
-    )
+    np.testing.assert_allclose(tiny_model.encode_query(text="pearl"), tiny_model.encode_text(["pearl"])[0], atol=1e-6)
     np.testing.assert_allclose(
         tiny_model.encode_query(image=ring_photo), tiny_model.encode_image([ring_photo])[0], atol=1e-6
     )

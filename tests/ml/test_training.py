@@ -10,17 +10,27 @@ from PIL import Image
 from ml.data.giva import GivaProduct
 from ml.training.augment import VIEW_SIZE, shopper_view
 from ml.training.data import AttributeQuery, attribute_queries_for, description_query, split_products
-from ml.training.loop import TrainSettings, TrainingData, train_fusion
+from ml.training.loop import TrainingData, TrainSettings, train_fusion
 from ml.training.losses import hardest_negative_triplet, multi_positive_info_nce
 from ml.training.metrics import average_precision_at_k, ndcg_at_k, precision_at_k, recall_at_k
 
 
 def _product(sku: str, category: str, **fields) -> GivaProduct:
     base = dict(
-        sku=sku, title=f"{category} {sku}", description="A yellow gold piece.", category=category,
-        subcategory="", material="", metal_type="gold", metal_color="yellow", stone_type="diamond",
-        stone_color="", stone_shape="", visual_description="A delicate yellow gold ring with a round diamond.",
-        price_inr=1, image_name="",
+        sku=sku,
+        title=f"{category} {sku}",
+        description="A yellow gold piece.",
+        category=category,
+        subcategory="",
+        material="",
+        metal_type="gold",
+        metal_color="yellow",
+        stone_type="diamond",
+        stone_color="",
+        stone_shape="",
+        visual_description="A delicate yellow gold ring with a round diamond.",
+        price_inr=1,
+        image_name="",
     )
     base.update(fields)
     return GivaProduct(**base)
@@ -29,7 +39,8 @@ def _product(sku: str, category: str, **fields) -> GivaProduct:
 def test_split_is_stratified_by_category_seeded_and_disjoint():
     products = [_product(f"{c}{i:02d}", c) for c in ("Ring", "Bangle") for i in range(10)]
     train, val = split_products(products, 0.2, seed=3)
-    assert set(train).isdisjoint(val) and len(train) + len(val) == 20
+    assert set(train).isdisjoint(val)
+    assert len(train) + len(val) == 20
     assert sorted(sku[:4] for sku in val).count("Ring") == 2
     assert split_products(products, 0.2, seed=3) == (train, val)
     assert split_products(products, 0.2, seed=4) != (train, val)
@@ -48,7 +59,8 @@ def test_description_query_is_short_reproducible_and_names_the_category():
     product = _product("R1", "Ring")
     first = description_query(product, np.random.default_rng(5))
     assert first == description_query(product, np.random.default_rng(5))
-    assert 5 <= len(first.split()) <= 11 and "ring" in first
+    assert 5 <= len(first.split()) <= 11
+    assert "ring" in first
 
 
 def test_shopper_view_is_reproducible_for_a_seed_and_differs_across_seeds():
@@ -81,7 +93,9 @@ def test_multi_positive_info_nce_does_not_punish_other_matching_products():
     scale = torch.tensor(50.0)
     both = torch.tensor([[True, True, False]])
     only_first = torch.tensor([[True, False, False]])
-    assert multi_positive_info_nce(query, products, both, scale) < multi_positive_info_nce(query, products, only_first, scale)
+    assert multi_positive_info_nce(query, products, both, scale) < multi_positive_info_nce(
+        query, products, only_first, scale
+    )
 
 
 def test_retrieval_metrics_on_a_hand_made_ranking():

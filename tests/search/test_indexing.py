@@ -47,7 +47,8 @@ def sent_tasks(monkeypatch):
     """Index tasks sent to the broker (not really sent)."""
     sent = []
     monkeypatch.setattr(
-        tasks.index_catalog_task, "apply_async",
+        tasks.index_catalog_task,
+        "apply_async",
         lambda kwargs, **options: sent.append((kwargs["product_ids"], kwargs["image_ids"])),
     )
     signals.reset_broker_backoff()
@@ -55,7 +56,9 @@ def sent_tasks(monkeypatch):
 
 
 def index_everything():
-    return index_catalog(Product.objects.values_list("pk", flat=True), ProductImage.objects.values_list("pk", flat=True))
+    return index_catalog(
+        Product.objects.values_list("pk", flat=True), ProductImage.objects.values_list("pk", flat=True)
+    )
 
 
 def product_vector(product, version) -> np.ndarray:
@@ -99,7 +102,8 @@ def test_price_change_needs_no_new_embedding(version, model_calls):
     product.save()
     assert not product.embedding_dirty
     report = index_catalog(product_ids=[product.pk])
-    assert model_calls == {"image": 0, "text": 0} and report.skipped == 1
+    assert model_calls == {"image": 0, "text": 0}
+    assert report.skipped == 1
 
 
 def test_new_photo_embeds_the_image_side_only_and_refuses_the_product_vector(version, model_calls):
@@ -137,13 +141,16 @@ def test_running_the_same_work_twice_leaves_one_row_per_item_and_version_and_cos
     model_calls.update(image=0, text=0)
     report = index_everything()
     assert model_calls == {"image": 0, "text": 0}
-    assert report.skipped == 4 and report.images_embedded == 0
-    assert ImageEmbedding.objects.count() == 3 and ProductEmbedding.objects.count() == 1
+    assert report.skipped == 4
+    assert report.images_embedded == 0
+    assert ImageEmbedding.objects.count() == 3
+    assert ProductEmbedding.objects.count() == 1
 
     mark_products_for_reembedding(Product.objects.values_list("pk", flat=True))
     index_everything()
     index_everything()
-    assert ImageEmbedding.objects.count() == 3 and ProductEmbedding.objects.count() == 1
+    assert ImageEmbedding.objects.count() == 3
+    assert ProductEmbedding.objects.count() == 1
 
 
 def test_photos_are_embedded_in_batches_of_the_configured_size(version, settings, monkeypatch):
@@ -167,11 +174,13 @@ def test_undecodable_photo_is_recorded_on_its_row_and_its_batch_mates_are_embedd
 
     assert set(report.failures) == {broken.pk}
     broken.refresh_from_db()
-    assert not broken.embedding_dirty and "ImageDecodeError" in broken.embedding_error
+    assert not broken.embedding_dirty
+    assert "ImageDecodeError" in broken.embedding_error
     assert ImageEmbedding.objects.filter(product=product).count() == 2
     assert ProductEmbedding.objects.filter(product=product).count() == 1
     status = index_status()
-    assert status["failed"] == 1 and status["pending"] == 0
+    assert status["failed"] == 1
+    assert status["pending"] == 0
     html = admin_client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
     assert "failed: ImageDecodeError" in html
     # A failed photo is not retried by every later task of its product...
@@ -246,7 +255,9 @@ def test_a_product_edited_while_its_text_was_encoded_stays_marked(version, monke
 
 
 def test_edits_during_a_backfill_are_embedded_for_both_versions(version):
-    new = register_version(load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"})
+    new = register_version(
+        load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"}
+    )
     product = ProductFactory(photos=[1, 2])
     index_catalog(product_ids=[product.pk])
     for each in (version, new):
@@ -258,7 +269,9 @@ def test_edits_during_a_backfill_are_embedded_for_both_versions(version):
 def test_backfill_leaves_the_flags_the_active_version_still_needs(version):
     product = ProductFactory(photos=[1])
     index_everything()
-    new = register_version(load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"})
+    new = register_version(
+        load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"}
+    )
     product.title = "Edited while the new version is built"
     product.save()
 
@@ -273,7 +286,9 @@ def test_backfill_leaves_the_flags_the_active_version_still_needs(version):
 # --- saves -> tasks -------------------------------------------------------------------
 
 
-def test_saving_a_product_and_its_photos_in_one_transaction_sends_one_task(version, sent_tasks, django_capture_on_commit_callbacks):
+def test_saving_a_product_and_its_photos_in_one_transaction_sends_one_task(
+    version, sent_tasks, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         product = ProductFactory(photos=[1, 2, 3])
     assert sent_tasks == [([product.pk], sorted(product.images.values_list("pk", flat=True)))]
@@ -308,8 +323,12 @@ def test_bulk_import_sends_chunked_tasks_not_one_per_row(version, sent_tasks, se
     call_command("import_catalog", str(tmp_path / "catalog.csv"), "--images-root", str(tmp_path), verbosity=0)
 
     assert [len(images) for _, images in sent_tasks] == [4, 4, 2]
-    assert sorted(pk for products, _ in sent_tasks for pk in products) == sorted(Product.objects.values_list("pk", flat=True))
-    assert sorted(pk for _, images in sent_tasks for pk in images) == sorted(ProductImage.objects.values_list("pk", flat=True))
+    assert sorted(pk for products, _ in sent_tasks for pk in products) == sorted(
+        Product.objects.values_list("pk", flat=True)
+    )
+    assert sorted(pk for _, images in sent_tasks for pk in images) == sorted(
+        ProductImage.objects.values_list("pk", flat=True)
+    )
 
 
 def test_chunks_keep_a_product_with_its_photos(version, settings):
@@ -337,7 +356,8 @@ def test_broker_down_neither_fails_nor_slows_saves(version, settings, django_cap
         app.conf.broker_url = previous
         app._pool, app.amqp._producer_pool = None, None
         signals.reset_broker_backoff()
-    assert Product.objects.count() == 5 and Product.objects.filter(embedding_dirty=True).count() == 5
+    assert Product.objects.count() == 5
+    assert Product.objects.filter(embedding_dirty=True).count() == 5
     assert elapsed < 8, "only the first save waits for the broker; the rest are left to the sweep at once"
     assert "stay marked for the sweep" in caplog.text
 
@@ -372,7 +392,8 @@ def test_sweep_waits_while_tasks_are_queued(version, sent_tasks, monkeypatch):
     monkeypatch.setattr(tasks, "queued_tasks", lambda: 3)
     ProductFactory(photos=[1])
     Product.objects.update(embedding_marked_at=timezone.now() - timedelta(minutes=5))
-    assert tasks.sweep_index_task() == 0 and sent_tasks == []
+    assert tasks.sweep_index_task() == 0
+    assert sent_tasks == []
 
 
 def test_sweep_enqueues_the_backfill_of_a_version_being_built(version, sent_tasks, monkeypatch):
@@ -383,9 +404,12 @@ def test_sweep_enqueues_the_backfill_of_a_version_being_built(version, sent_task
     index_everything()
     Product.objects.update(embedding_marked_at=timezone.now() - timedelta(minutes=5))
     ProductImage.objects.update(embedding_marked_at=timezone.now() - timedelta(minutes=5))
-    new = register_version(load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"})
+    new = register_version(
+        load_search_model("tiny-test", {"fusion_weights": "random:7"}), weights={"fusion_weights": "random:7"}
+    )
     tasks.sweep_index_task()
-    assert sent_tasks == [] and backfills == [[new.pk, [product.pk], [product.images.get().pk]]]
+    assert sent_tasks == []
+    assert backfills == [[new.pk, [product.pk], [product.images.get().pk]]]
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -397,7 +421,8 @@ def test_reindex_sync_re_embeds_one_category_and_prints_throughput(version):
     out = StringIO()
     call_command("reindex", "--sync", "--category", "ring", stdout=out, verbosity=0)
     assert "3 products, 3 photos" in out.getvalue()
-    assert "embedded 3 photos" in out.getvalue() and "photos/s" in out.getvalue()
+    assert "embedded 3 photos" in out.getvalue()
+    assert "photos/s" in out.getvalue()
     assert set(ProductEmbedding.objects.values_list("product_id", flat=True)) == {p.pk for p in rings}
 
 
@@ -435,14 +460,17 @@ def test_index_status_json_reports_pending_failed_and_the_active_version(version
     out = StringIO()
     call_command("index_status", "--json", stdout=out)
     status = json.loads(out.getvalue())
-    assert status["pending"] == 3 and status["failed"] == 0
+    assert status["pending"] == 3
+    assert status["failed"] == 0
     assert status["model_version"] == version.version
 
 
 def test_healthz_reports_pending_failed_and_the_active_version(version, client):
     ProductFactory(photos=[1])
     body = client.get("/healthz").json()
-    assert body["pending"] == 2 and body["failed"] == 0 and body["model_version"] == version.version
+    assert body["pending"] == 2
+    assert body["failed"] == 0
+    assert body["model_version"] == version.version
 
 
 def test_transient_errors_are_retried_and_then_succeed(version, monkeypatch):
@@ -458,7 +486,10 @@ def test_transient_errors_are_retried_and_then_succeed(version, monkeypatch):
 
     monkeypatch.setattr(indexing, "index_catalog", flaky)
     result = tasks.index_catalog_task.apply(kwargs={"product_ids": [1], "image_ids": []})
-    assert result.successful() and result.result["products"] == 1
+    assert result.successful()
+    assert result.result["products"] == 1
     assert len(calls) == 2
     options = tasks.index_catalog_task
-    assert options.acks_late and options.retry_backoff and OperationalError in options.autoretry_for
+    assert options.acks_late
+    assert options.retry_backoff
+    assert OperationalError in options.autoretry_for

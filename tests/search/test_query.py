@@ -15,8 +15,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.pgvector_compat]
 @pytest.fixture
 def indexed_catalog(version, redis_client):
     products = [
-        ProductFactory(sku="RING-ROSE", title="Rose gold oval sapphire ring", metal="rose_gold", gemstone="sapphire",
-                       photos=[1, 2, 3, 4, 5, 6]),
+        ProductFactory(
+            sku="RING-ROSE",
+            title="Rose gold oval sapphire ring",
+            metal="rose_gold",
+            gemstone="sapphire",
+            photos=[1, 2, 3, 4, 5, 6],
+        ),
         ProductFactory(sku="RING-WHITE", title="White gold diamond ring", metal="white_gold", photos=[11]),
         ProductFactory(sku="STUDS", title="Pearl studs", metal="yellow_gold", gemstone="pearl", photos=[21, 22]),
         *[ProductFactory(photos=[100 + i]) for i in range(12)],
@@ -62,8 +67,9 @@ def test_a_product_with_six_photos_appears_once_scored_by_its_best_photo(indexed
     assert len(skus) == len(set(skus)) == 15
     rose = next(r for r in response.results if r.product.sku == "RING-ROSE")
     assert rose.breakdown["similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert rose.matched_image.content_hash == ProductImage.objects.get(
-        product__sku="RING-ROSE", position=2).content_hash
+    assert (
+        rose.matched_image.content_hash == ProductImage.objects.get(product__sku="RING-ROSE", position=2).content_hash
+    )
 
 
 def test_every_result_carries_its_score_breakdown(indexed_catalog):
@@ -72,7 +78,9 @@ def test_every_result_carries_its_score_breakdown(indexed_catalog):
         assert set(result.breakdown) == {"similarity", "category", "metal", "gemstone", "text_match"}
         assert result.reason
     top = next(r for r in response.results if r.product.sku == "RING-ROSE")
-    assert top.breakdown["metal"] > 0 and top.breakdown["gemstone"] > 0 and top.breakdown["text_match"] > 0
+    assert top.breakdown["metal"] > 0
+    assert top.breakdown["gemstone"] > 0
+    assert top.breakdown["text_match"] > 0
 
 
 def test_hybrid_query_with_filters_only_returns_matching_products(indexed_catalog):
@@ -91,7 +99,7 @@ def test_query_embeddings_are_cached_by_content_and_model_version(indexed_catalo
 
 def test_image_query_predicts_a_category_and_boosts_it_softly(indexed_catalog):
     response = search(SearchQuery(image=make_photo(21), k=15))
-    name, confidence = response.predicted_category
+    _name, confidence = response.predicted_category
     assert 0 < confidence <= 1
     # a soft boost, never a filter: products of other categories are still there
     assert len({r.product.category.name for r in response.results}) > 1

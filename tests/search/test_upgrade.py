@@ -39,8 +39,10 @@ def upgrade(*options: str) -> str:
 
 
 def rows_per_version(version) -> tuple[int, int]:
-    return (ImageEmbedding.objects.filter(model_version=version).count(),
-            ProductEmbedding.objects.filter(model_version=version).count())
+    return (
+        ImageEmbedding.objects.filter(model_version=version).count(),
+        ProductEmbedding.objects.filter(model_version=version).count(),
+    )
 
 
 @pytest.mark.django_db
@@ -48,18 +50,23 @@ def test_model_upgrade_sync_backfills_the_new_version_and_switches(version):
     products = indexed_catalog()
     output = upgrade("--sync")
     new = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
-    assert new.version != version.version and new.version in output
+    assert new.version != version.version
+    assert new.version in output
     assert ModelVersion.objects.get(pk=version.pk).state == ModelVersion.State.RETIRED
     assert new.weights == {"fusion_weights": NEW_FUSION}
     assert rows_per_version(new) == rows_per_version(version) == (5, 5)
-    assert set(hnsw_indexes(new.pk)) == {f"search_imageembedding_hnsw_v{new.pk}", f"search_productembedding_hnsw_v{new.pk}"}
+    assert set(hnsw_indexes(new.pk)) == {
+        f"search_imageembedding_hnsw_v{new.pk}",
+        f"search_productembedding_hnsw_v{new.pk}",
+    }
     # The photo side is reused as raw features; only the fused vectors differ.
     old_row = ImageEmbedding.objects.get(image__product=products[0], model_version=version)
     new_row = ImageEmbedding.objects.get(image__product=products[0], model_version=new)
     assert np.allclose(old_row.features, new_row.features)
     assert not np.allclose(old_row.embedding, new_row.embedding)
     response = search(SearchQuery(image=make_photo(302), k=3))
-    assert response.model_version == new.version and response.results[0].product == products[2]
+    assert response.model_version == new.version
+    assert response.results[0].product == products[2]
 
 
 @pytest.mark.django_db
@@ -67,7 +74,8 @@ def test_no_switch_builds_the_new_version_and_keeps_serving_the_old_one(version)
     indexed_catalog(3)
     upgrade("--sync", "--no-switch")
     new = ModelVersion.objects.get(state=ModelVersion.State.BACKFILLING)
-    assert backfill_complete(new) and rows_per_version(new) == (3, 3)
+    assert backfill_complete(new)
+    assert rows_per_version(new) == (3, 3)
     assert search(SearchQuery(image=make_photo(300))).model_version == version.version
     assert index_status()["backfilling"] == [new.version]
 
@@ -115,8 +123,10 @@ def test_prune_deletes_rows_and_indexes_of_retired_versions_only(version):
     out = StringIO()
     call_command("prune_embeddings", "--yes", stdout=out, verbosity=0)
     assert f"pruned {version.version}" in out.getvalue()
-    assert rows_per_version(version) == (0, 0) and hnsw_indexes(version.pk) == []
-    assert rows_per_version(new) == (4, 4) and len(hnsw_indexes(new.pk)) == 2
+    assert rows_per_version(version) == (0, 0)
+    assert hnsw_indexes(version.pk) == []
+    assert rows_per_version(new) == (4, 4)
+    assert len(hnsw_indexes(new.pk)) == 2
     assert ModelVersion.objects.get(pk=version.pk).state == ModelVersion.State.RETIRED  # kept for the record
     out = StringIO()
     call_command("prune_embeddings", "--yes", stdout=out, verbosity=0)
@@ -140,7 +150,8 @@ def test_going_back_to_a_pruned_version_rebuilds_it(version):
     call_command("prune_embeddings", "--yes", verbosity=0)
     call_command("model_upgrade", "tiny-test", "--sync", verbosity=0)  # the configured weights again
     assert active_version().pk == version.pk
-    assert rows_per_version(version) == (2, 2) and len(hnsw_indexes(version.pk)) == 2
+    assert rows_per_version(version) == (2, 2)
+    assert len(hnsw_indexes(version.pk)) == 2
 
 
 @pytest.mark.slow
@@ -157,7 +168,7 @@ def test_during_an_upgrade_search_serves_the_old_version_until_the_switch_and_th
     def run_upgrade() -> None:
         try:
             outcome["output"] = upgrade("--timeout", "60")
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+        except BaseException as exc:
             outcome["error"] = exc
         finally:
             connection.close()
@@ -168,7 +179,9 @@ def test_during_an_upgrade_search_serves_the_old_version_until_the_switch_and_th
     late = None
     while upgrading.is_alive():
         if late is None and ModelVersion.objects.filter(state=ModelVersion.State.BACKFILLING).exists():
-            late = ProductFactory(sku="ADDED-DURING-UPGRADE", category=products[0].category, photos=[909])  # an edit during the backfill
+            late = ProductFactory(
+                sku="ADDED-DURING-UPGRADE", category=products[0].category, photos=[909]
+            )  # an edit during the backfill
         before = ModelVersion.objects.filter(state=ModelVersion.State.RETIRED).exists()
         response = search(SearchQuery(image=photo, k=3))
         after = ModelVersion.objects.filter(state=ModelVersion.State.RETIRED).exists()
@@ -179,16 +192,20 @@ def test_during_an_upgrade_search_serves_the_old_version_until_the_switch_and_th
     assert "error" not in outcome, outcome.get("error")
 
     new = active_version()
-    assert new.pk != version.pk and ModelVersion.objects.get(pk=version.pk).state == ModelVersion.State.RETIRED
+    assert new.pk != version.pk
+    assert ModelVersion.objects.get(pk=version.pk).state == ModelVersion.State.RETIRED
     served_old = [entry for entry in seen if entry[1] == version.version]
     assert len(served_old) >= 3, "search went on while the new version was being built"
     assert all(not before for before, served, _ in seen if served == version.version)
     assert all(after for _, served, after in seen if served == new.version)
     response = search(SearchQuery(image=photo, k=3))
-    assert response.model_version == new.version and response.results[0].product == products[3]
-    assert rows_per_version(version)[0] >= 8 and rows_per_version(new)[0] >= 8
+    assert response.model_version == new.version
+    assert response.results[0].product == products[3]
+    assert rows_per_version(version)[0] >= 8
+    assert rows_per_version(new)[0] >= 8
     assert late is not None
     assert wait_until(lambda: index_status()["pending"] == 0, timeout=20), index_status()
     assert rows_per_version(new) == (9, 9)
     response = search(SearchQuery(image=make_photo(909), k=3))
-    assert response.model_version == new.version and response.results[0].product == late
+    assert response.model_version == new.version
+    assert response.results[0].product == late

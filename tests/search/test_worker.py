@@ -49,9 +49,21 @@ class ThrowawayRedis:
 
     def start(self) -> ThrowawayRedis:
         self.process = subprocess.Popen(
-            [self.binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         assert wait_until(self._answers, timeout=10), "throwaway redis-server did not start"
         return self
@@ -107,10 +119,13 @@ def first_result(photo: bytes):
 
 def one_row_per_item_and_version() -> bool:
     counts = (
-        ImageEmbedding.objects.values("image_id", "model_version_id").annotate(n=Count("id")).values_list("n", flat=True)
+        ImageEmbedding.objects.values("image_id", "model_version_id")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
     )
     product_counts = (
-        ProductEmbedding.objects.values("product_id", "model_version_id").annotate(n=Count("id"))
+        ProductEmbedding.objects.values("product_id", "model_version_id")
+        .annotate(n=Count("id"))
         .values_list("n", flat=True)
     )
     return set(counts) <= {1} and set(product_counts) <= {1}
@@ -121,12 +136,25 @@ def test_a_product_saved_in_the_admin_is_searchable_within_5_seconds(version, ce
     celery_worker()
     photo = make_photo(4242)
     form = {
-        "sku": "ADMIN-RING", "title": "Twisted rose gold band", "description": "", "category": CategoryFactory(name="Ring").pk,
-        "metal": "rose_gold", "metal_text": "", "gemstone": "none", "gemstone_text": "",
-        "price": "4999", "currency": "INR", "stock": 2, "is_active": "on",
-        "images-TOTAL_FORMS": 1, "images-INITIAL_FORMS": 0, "images-MIN_NUM_FORMS": 0, "images-MAX_NUM_FORMS": 1000,
+        "sku": "ADMIN-RING",
+        "title": "Twisted rose gold band",
+        "description": "",
+        "category": CategoryFactory(name="Ring").pk,
+        "metal": "rose_gold",
+        "metal_text": "",
+        "gemstone": "none",
+        "gemstone_text": "",
+        "price": "4999",
+        "currency": "INR",
+        "stock": 2,
+        "is_active": "on",
+        "images-TOTAL_FORMS": 1,
+        "images-INITIAL_FORMS": 0,
+        "images-MIN_NUM_FORMS": 0,
+        "images-MAX_NUM_FORMS": 1000,
         "images-0-image": SimpleUploadedFile("band.jpg", photo, content_type="image/jpeg"),
-        "images-0-position": 0, "images-0-alt_text": "",
+        "images-0-position": 0,
+        "images-0-alt_text": "",
     }
 
     response = admin_client.post("/admin/catalog/product/add/", form)
@@ -150,7 +178,8 @@ def test_a_worker_killed_mid_batch_is_restarted_and_every_photo_ends_up_embedded
 
     assert wait_until(lambda: ImageEmbedding.objects.count() >= 2, timeout=30)
     worker.stop(signal.SIGKILL)
-    assert ImageEmbedding.objects.count() < 12 and index_status()["pending"] > 0
+    assert ImageEmbedding.objects.count() < 12
+    assert index_status()["pending"] > 0
 
     celery_worker(beat=True, env={"INDEX_SWEEP_INTERVAL_SECONDS": "1"})
     assert wait_until(lambda: index_status()["pending"] == 0, timeout=60), index_status()
@@ -162,11 +191,15 @@ def test_a_worker_killed_mid_batch_is_restarted_and_every_photo_ends_up_embedded
 
     out = StringIO()  # and a full re-embed through the same worker, with its throughput
     call_command("reindex", "--timeout", "60", stdout=out, verbosity=0)
-    assert "embedded 12 photos" in out.getvalue() and "photos/s" in out.getvalue()
-    assert index_status()["pending"] == 0 and one_row_per_item_and_version()
+    assert "embedded 12 photos" in out.getvalue()
+    assert "photos/s" in out.getvalue()
+    assert index_status()["pending"] == 0
+    assert one_row_per_item_and_version()
 
 
-def test_with_redis_stopped_a_save_succeeds_and_the_sweep_indexes_it_once_redis_is_back(version, celery_worker, tmp_path):
+def test_with_redis_stopped_a_save_succeeds_and_the_sweep_indexes_it_once_redis_is_back(
+    version, celery_worker, tmp_path
+):
     indexed_catalog(3)
     redis = ThrowawayRedis(tmp_path).start()
     worker = None
@@ -176,7 +209,9 @@ def test_with_redis_stopped_a_save_succeeds_and_the_sweep_indexes_it_once_redis_
             redis.stop()
 
             photo = make_photo(777)
-            product = ProductFactory(sku="DURING-OUTAGE", category=CategoryFactory(name="Ring"), photos=[])  # saved while the broker is down
+            product = ProductFactory(
+                sku="DURING-OUTAGE", category=CategoryFactory(name="Ring"), photos=[]
+            )  # saved while the broker is down
             from catalog.services import add_product_image_bytes
 
             add_product_image_bytes(product, photo)

@@ -101,12 +101,16 @@ def _mpo() -> bytes:
 
 
 def _pdf() -> bytes:
-    return (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
-            b"trailer<</Root 1 0 R>>\n%%EOF\n")
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
 
 
-SVG = (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
-       b'<script>alert(document.cookie)</script><circle cx="50" cy="50" r="40" fill="gold"/></svg>')
+SVG = (
+    b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+    b'<script>alert(document.cookie)</script><circle cx="50" cy="50" r="40" fill="gold"/></svg>'
+)
 
 
 def build_corpus(max_bytes: int, max_pixels: int) -> list[Sample]:
@@ -119,13 +123,15 @@ def build_corpus(max_bytes: int, max_pixels: int) -> list[Sample]:
     palette = _image(mode="P")
     palette.info["transparency"] = 0
     grey16 = Image.fromarray(__import__("numpy").linspace(0, 65535, 160 * 120, dtype="uint16").reshape(120, 160))
-    side = int(max_pixels ** 0.5) + 50  # just past the pixel cap, well under 2x (Pillow's hard error)
+    side = int(max_pixels**0.5) + 50  # just past the pixel cap, well under 2x (Pillow's hard error)
     huge_exif = b"Exif\x00\x00" + _tiff_ifd([(0x010E + i % 40, 2, 0x7FFFFFF0, 8) for i in range(5000)])
     many_tags = b"Exif\x00\x00" + _tiff_ifd([(0x9000 + i, 3, 1, 1) for i in range(3000)])
     ztxt_bomb = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * 8_000_000, 9))
     exif_chunk = _png_chunk(b"eXIf", b"II*\x00\x08\x00\x00\x00" + b"\x00" * 200_000)
     itxt_flood = b"".join(_png_chunk(b"tEXt", b"Comment\x00" + b"x" * 250_000) for _ in range(10))
-    jar = _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nMain-Class: Evil\n", "Evil.class": b"\xca\xfe\xba\xbe"})
+    jar = _zip(
+        {"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nMain-Class: Evil\n", "Evil.class": b"\xca\xfe\xba\xbe"}
+    )
     html = b"<!doctype html><html><body><script>alert(document.domain)</script></body></html>"
     bmp = _save(_image(), "BMP")
     heic = _save(_image((160, 120)), "HEIF")
@@ -150,19 +156,26 @@ def build_corpus(max_bytes: int, max_pixels: int) -> list[Sample]:
         Sample("heic-iphone", "IMG_0002.HEIC", heic, 200, format="HEIF", size=(160, 120)),
         # --- refused: nothing, too much --------------------------------------------------------
         Sample("zero-bytes", "ring.jpg", b"", 400, "empty_file", "empty"),
-        Sample("over-size-limit", "big.jpg", jpeg + b"\x00" * (max_bytes + 1 - len(jpeg)), 413, "file_too_large",
-               "limit"),
+        Sample(
+            "over-size-limit", "big.jpg", jpeg + b"\x00" * (max_bytes + 1 - len(jpeg)), 413, "file_too_large", "limit"
+        ),
         Sample("over-pixel-limit", "wide.png", _png_header_only(side, side), 400, "image_too_large", "megapixels"),
-        Sample("decompression-bomb-png", "bomb.png", _png_header_only(60_000, 60_000), 400, "image_too_large",
-               "pixels"),
+        Sample(
+            "decompression-bomb-png", "bomb.png", _png_header_only(60_000, 60_000), 400, "image_too_large", "pixels"
+        ),
         # --- refused: broken ------------------------------------------------------------------
         Sample("truncated-jpeg", "ring.jpg", jpeg[: len(jpeg) // 2], 400, "corrupt_image", "truncated"),
         Sample("truncated-png", "ring.png", png[: len(png) // 2], 400, "corrupt_image", "truncated"),
-        Sample("jpeg-header-only", "ring.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", 400, "corrupt_image",
-               "damaged"),
+        Sample("jpeg-header-only", "ring.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", 400, "corrupt_image", "damaged"),
         # --- refused: not a photo --------------------------------------------------------------
-        Sample("text-named-jpg", "ring.jpg", b"hello, I am text, not a ring\n" * 20, 415, "unsupported_media_type",
-               "text file"),
+        Sample(
+            "text-named-jpg",
+            "ring.jpg",
+            b"hello, I am text, not a ring\n" * 20,
+            415,
+            "unsupported_media_type",
+            "text file",
+        ),
         Sample("svg", "ring.svg", SVG, 415, "unsupported_media_type", "SVG"),
         Sample("svg-named-png", "ring.png", SVG, 415, "unsupported_media_type", "SVG"),
         Sample("html-named-jpg", "ring.jpg", html, 415, "unsupported_media_type", "HTML"),
@@ -176,18 +189,30 @@ def build_corpus(max_bytes: int, max_pixels: int) -> list[Sample]:
         Sample("gifar", "ring.gif", gif + jar, 400, "hidden_content", "ZIP"),
         Sample("png-plus-html", "ring.png", png + html, 400, "hidden_content", "markup"),
         Sample("jpeg-plus-php", "ring.jpg", jpeg + b"<?php system($_GET['c']); ?>", 400, "hidden_content", "markup"),
-        Sample("jpeg-html-in-comment", "ring.jpg", _jpeg_with_segment(jpeg, 0xFE, html), 400, "hidden_content",
-               "markup"),
+        Sample(
+            "jpeg-html-in-comment", "ring.jpg", _jpeg_with_segment(jpeg, 0xFE, html), 400, "hidden_content", "markup"
+        ),
         Sample("jpeg-plus-pdf", "ring.jpg", jpeg + _pdf(), 400, "hidden_content", "PDF"),
         # --- refused: metadata bombs -----------------------------------------------------------
-        Sample("exif-bomb-huge-counts", "ring.jpg", _jpeg_with_segment(jpeg, 0xE1, huge_exif[:65000]), 400,
-               "corrupt_metadata", "EXIF"),
-        Sample("exif-bomb-3000-tags", "ring.jpg", _jpeg_with_segment(jpeg, 0xE1, many_tags), 400,
-               "corrupt_metadata", "EXIF"),
+        Sample(
+            "exif-bomb-huge-counts",
+            "ring.jpg",
+            _jpeg_with_segment(jpeg, 0xE1, huge_exif[:65000]),
+            400,
+            "corrupt_metadata",
+            "EXIF",
+        ),
+        Sample(
+            "exif-bomb-3000-tags",
+            "ring.jpg",
+            _jpeg_with_segment(jpeg, 0xE1, many_tags),
+            400,
+            "corrupt_metadata",
+            "EXIF",
+        ),
         Sample("png-exif-200kb", "ring.png", _png_insert(png, exif_chunk), 400, "metadata_too_large", "EXIF"),
         Sample("png-ztxt-bomb", "ring.png", _png_insert(png, ztxt_bomb), 400, "corrupt_image", "too large"),
-        Sample("png-2.5mb-of-text", "ring.png", _png_insert(png, itxt_flood), 400, "metadata_too_large",
-               "metadata"),
+        Sample("png-2.5mb-of-text", "ring.png", _png_insert(png, itxt_flood), 400, "metadata_too_large", "metadata"),
     ]
 
 
@@ -199,4 +224,4 @@ def refused(corpus: list[Sample]) -> list[Sample]:
     return [sample for sample in corpus if not sample.accepted]
 
 
-__all__ = ["Sample", "build_corpus", "accepted", "refused", "make_photo"]
+__all__ = ["Sample", "accepted", "build_corpus", "make_photo", "refused"]

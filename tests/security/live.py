@@ -5,6 +5,7 @@ never stopped; only these are."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -63,10 +64,8 @@ class OwnPostgres:
             self.server.ensure_postgres_running()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.server.cleanup()
-        except Exception:  # noqa: BLE001 - best effort at teardown
-            pass
 
 
 class OwnRedis:
@@ -74,9 +73,21 @@ class OwnRedis:
         self.port = free_port()
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if not wait_until(lambda: _port_open(self.port), 10):
             raise RuntimeError("redis-server did not start")
@@ -138,33 +149,61 @@ class LiveStack:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_"))}
-        env.update({
-            "DJANGO_SETTINGS_MODULE": LIVE_SETTINGS,
-            "DATABASE_URL": self.postgres.url(self.database),
-            "REDIS_URL": self.redis.url,
-            "MEDIA_ROOT": str(self.media_root),
-            "PYTHONPATH": str(ROOT),
-            "TORCH_THREADS": "1",
-        })
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": LIVE_SETTINGS,
+                "DATABASE_URL": self.postgres.url(self.database),
+                "REDIS_URL": self.redis.url,
+                "MEDIA_ROOT": str(self.media_root),
+                "PYTHONPATH": str(ROOT),
+                "TORCH_THREADS": "1",
+            }
+        )
         env.update(extra)
         return env
 
     def seed(self, count: int) -> str:
         self.postgres.psql(f"CREATE DATABASE {self.database};")
-        result = subprocess.run([sys.executable, "-c", SEED.format(count=count)], cwd=ROOT, env=self.env(),
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", SEED.format(count=count)],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         return result.stdout
 
-    def start_gunicorn(self, *, workers: int = 1, threads: int = 4, log_name: str = "gunicorn.log",
-                       **env: str) -> GunicornServer:
+    def start_gunicorn(
+        self, *, workers: int = 1, threads: int = 4, log_name: str = "gunicorn.log", **env: str
+    ) -> GunicornServer:
         port = free_port()
         log = self.folder / log_name
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "shop_search.wsgi:application", "--config",
-             "python:shop_search.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-             "--threads", str(threads), "--timeout", "60", "--graceful-timeout", "5", "--no-control-socket"],
-            cwd=ROOT, env=self.env(**env), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "shop_search.wsgi:application",
+                "--config",
+                "python:shop_search.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=self.env(**env),
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
         )
         self.servers.append(process)
         server = GunicornServer(process, port, log)

@@ -31,7 +31,9 @@ print(",".join(r.product.sku for r in search(SearchQuery(text="rose gold ring", 
 
 
 def files_of(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
 
 
 def run(command: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -50,7 +52,8 @@ def test_backup_then_restore_into_a_new_database_gives_the_same_catalog(tmp_path
         assert result.returncode == 0, result.stderr[-3000:]
         assert "pginstall/bin/pg_dump" in result.stderr  # PostgreSQL 16's own pg_dump, not the machine's 15
         manifest = json.loads((backup_dir / "manifest.json").read_text())
-        assert manifest["rows"]["catalog_product"] == 6 and manifest["rows"]["search_imageembedding"] == 6
+        assert manifest["rows"]["catalog_product"] == 6
+        assert manifest["rows"]["search_imageembedding"] == 6
         assert manifest["media_files"] == 6
 
         stack.postgres.psql("CREATE DATABASE restored;")
@@ -59,22 +62,30 @@ def test_backup_then_restore_into_a_new_database_gives_the_same_catalog(tmp_path
         result = run(["bash", "scripts/restore.sh", str(backup_dir)], target_env)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
-        counts = [json.loads(run([sys.executable, "-c", COUNT_TABLES, env["DATABASE_URL"]], env).stdout)
-                  for env in (source_env, target_env)]
-        assert counts[0] == counts[1] and counts[0]["catalog_product"] == 6
+        counts = [
+            json.loads(run([sys.executable, "-c", COUNT_TABLES, env["DATABASE_URL"]], env).stdout)
+            for env in (source_env, target_env)
+        ]
+        assert counts[0] == counts[1]
+        assert counts[0]["catalog_product"] == 6
         assert files_of(stack.media_root) == files_of(restored_media)
         searched = [run([sys.executable, "-c", SEARCH], env).stdout.strip() for env in (source_env, target_env)]
-        assert searched[0] and searched[0] == searched[1]  # the restored HNSW index answers alike
+        assert searched[0]
+        assert searched[0] == searched[1]
 
         # Never over an existing catalog; never from a damaged backup.
         again = run(["bash", "scripts/restore.sh", str(backup_dir)], target_env)
-        assert again.returncode != 0 and "already has" in again.stderr
+        assert again.returncode != 0
+        assert "already has" in again.stderr
         with open(backup_dir / "media.tar", "r+b") as handle:
             handle.seek(2000)
             handle.write(b"tampered")
         stack.postgres.psql("CREATE DATABASE restored_again;")
-        damaged = run(["bash", "scripts/restore.sh", str(backup_dir)],
-                      stack.env(DATABASE_URL=stack.postgres.url("restored_again"), MEDIA_ROOT=str(folder / "m2")))
-        assert damaged.returncode != 0 and "FAILED" in damaged.stdout + damaged.stderr
+        damaged = run(
+            ["bash", "scripts/restore.sh", str(backup_dir)],
+            stack.env(DATABASE_URL=stack.postgres.url("restored_again"), MEDIA_ROOT=str(folder / "m2")),
+        )
+        assert damaged.returncode != 0
+        assert "FAILED" in damaged.stdout + damaged.stderr
     finally:
         stack.close()

@@ -13,14 +13,18 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import ROOT
-
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 
 from .live import start_stack
 
-SEARCHES = ["/?text=rose+gold+ring", "/?text=white+gold&category=ring", "/?text=silver+pendant&in_stock=on",
-            "/?text=diamond&price_max=3000", "/healthz", "/products/LIVE-0001/"]
+SEARCHES = [
+    "/?text=rose+gold+ring",
+    "/?text=white+gold&category=ring",
+    "/?text=silver+pendant&in_stock=on",
+    "/?text=diamond&price_max=3000",
+    "/healthz",
+    "/products/LIVE-0001/",
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +84,16 @@ def test_postgres_restart_during_searches_is_503_with_retry_after_then_recovers_
     stop.set()
     for thread in threads:
         thread.join(30)
-    assert server.process.pid == pid and server.process.poll() is None
+    assert server.process.pid == pid
+    assert server.process.poll() is None
     assert server.get("/healthz")[0] == 200
     assert not errors, errors[:5]
     assert set(statuses) <= {200, 503}, statuses
-    assert statuses[503] > 0 and statuses[200] > 0
+    assert statuses[503] > 0
+    assert statuses[200] > 0
     log = server.log.read_text()
-    assert "database unavailable" in log and "Internal Server Error" not in log
+    assert "database unavailable" in log
+    assert "Internal Server Error" not in log
 
 
 # --- model weights --------------------------------------------------------------------------
@@ -94,8 +101,9 @@ def test_postgres_restart_during_searches_is_503_with_retry_after_then_recovers_
 
 def _check(env_extra: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shop_search.settings.test", **env_extra}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_corrupt_fusion_weights_fail_manage_py_check_naming_the_file(tmp_path):
@@ -103,7 +111,8 @@ def test_corrupt_fusion_weights_fail_manage_py_check_naming_the_file(tmp_path):
     corrupt.write_bytes(os.urandom(4096))
     result = _check({"SEARCH_FUSION_WEIGHTS": str(corrupt)})
     assert result.returncode != 0
-    assert "shop_search.E002" in result.stderr and str(corrupt) in result.stderr
+    assert "shop_search.E002" in result.stderr
+    assert str(corrupt) in result.stderr
 
 
 def test_truncated_checkpoint_fails_manage_py_check(tmp_path):
@@ -114,7 +123,8 @@ def test_truncated_checkpoint_fails_manage_py_check(tmp_path):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     result = _check({"SEARCH_FUSION_WEIGHTS": str(truncated)})
-    assert result.returncode != 0 and str(truncated) in result.stderr
+    assert result.returncode != 0
+    assert str(truncated) in result.stderr
     assert _check({"SEARCH_FUSION_WEIGHTS": str(good)}).returncode == 0  # a readable file passes the cheap check
 
 
@@ -122,7 +132,8 @@ def test_missing_weights_fail_manage_py_check_naming_the_file(tmp_path):
     missing = tmp_path / "nowhere" / "fusion.pt"
     result = _check({"SEARCH_FUSION_WEIGHTS": str(missing)})
     assert result.returncode != 0
-    assert "shop_search.E001" in result.stderr and str(missing) in result.stderr
+    assert "shop_search.E001" in result.stderr
+    assert str(missing) in result.stderr
 
 
 @pytest.mark.django_db
@@ -138,7 +149,8 @@ def test_model_that_cannot_load_makes_search_503_not_500(client, monkeypatch, re
 
     monkeypatch.setattr(query, "model_for_version", broken)
     response = client.get("/", {"text": "gold ring"})
-    assert response.status_code == 503 and int(response["Retry-After"]) > 0
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
     assert "unavailable" in response.content.decode()
 
 
@@ -170,10 +182,13 @@ def test_a_broken_photo_does_not_fail_its_batch_mates(settings, redis_client):
     embedded = set(ImageEmbedding.objects.filter(model_version=version).values_list("image_id", flat=True))
     assert embedded == {images[0].pk, images[2].pk, images[5].pk}
     assert set(report.failures) == {garbage.pk, missing.pk, bomb.pk}
-    state = {pk: (error, dirty) for pk, error, dirty in
-             ProductImage.objects.values_list("pk", "embedding_error", "embedding_dirty")}
+    state = {
+        pk: (error, dirty)
+        for pk, error, dirty in ProductImage.objects.values_list("pk", "embedding_error", "embedding_dirty")
+    }
     for image in (garbage, missing, bomb):
-        assert state[image.pk][0] and not state[image.pk][1]
+        assert state[image.pk][0]
+        assert not state[image.pk][1]
     assert "pixels" in state[bomb.pk][0]
     for image in (images[0], images[2], images[5]):
         assert state[image.pk] == ("", False)

@@ -29,8 +29,19 @@ def loaded_server(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("load"))
     try:
         stack.seed(24)
-        key = subprocess.run([sys.executable, "-c", CREATE_KEY], cwd=ROOT, env=stack.env(), capture_output=True,
-                             text=True, timeout=120, check=True).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                [sys.executable, "-c", CREATE_KEY],
+                cwd=ROOT,
+                env=stack.env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         server = stack.start_gunicorn(workers=2, threads=4, API_SEARCH_RATE="100000/min")
         yield stack, server, key
     finally:
@@ -39,9 +50,15 @@ def loaded_server(tmp_path_factory):
 
 def test_load_benchmark_refuses_non_loopback_targets():
     for url in ("http://10.0.0.5:8000", "http://example.com", "https://127.0.0.1:8000"):
-        result = subprocess.run([sys.executable, "benchmarks/load.py", "--url", url, "--seconds", "1"], cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
-        assert result.returncode != 0 and ("loopback" in result.stderr or "must be" in result.stderr)
+        result = subprocess.run(
+            [sys.executable, "benchmarks/load.py", "--url", url, "--seconds", "1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert "loopback" in result.stderr or "must be" in result.stderr
 
 
 @pytest.mark.slow
@@ -49,16 +66,38 @@ def test_twenty_clients_mixed_searches_no_errors_no_memory_growth(loaded_server,
     _, server, key = loaded_server
     out = tmp_path / "load.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/load.py", "--url", server.base_url, "--seconds", str(SECONDS), "--warmup", "5",
-         "--clients", "20", "--pid", str(server.process.pid), "--api-key", key, "--max-rss-growth-mb", "150",
-         "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=SECONDS + 180,
+        [
+            sys.executable,
+            "benchmarks/load.py",
+            "--url",
+            server.base_url,
+            "--seconds",
+            str(SECONDS),
+            "--warmup",
+            "5",
+            "--clients",
+            "20",
+            "--pid",
+            str(server.process.pid),
+            "--api-key",
+            key,
+            "--max-rss-growth-mb",
+            "150",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 180,
     )
     report = json.loads(out.read_text())
     print(json.dumps(report, indent=2))
     assert result.returncode == 0, report["failures"]
-    assert report["errors"] == 0 and report["clients"] == 20
+    assert report["errors"] == 0
+    assert report["clients"] == 20
     assert {"text", "filtered", "image", "api_text", "api_image"} <= set(report["latency_ms"])
-    assert report["operations"] > 20 and report["latency_ms"]["all"]["p99"] > 0
+    assert report["operations"] > 20
+    assert report["latency_ms"]["all"]["p99"] > 0
     assert report["rss_mb"]["growth"] < 150
     assert "Internal Server Error" not in server.log.read_text()

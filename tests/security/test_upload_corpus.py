@@ -27,8 +27,14 @@ from .corpus import Sample, build_corpus
 
 CORPUS = build_corpus(TEST_MAX_UPLOAD_BYTES, TEST_MAX_IMAGE_PIXELS)
 IDS = [sample.name for sample in CORPUS]
-CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
-                 "webp": "image/webp", "heic": "image/heic"}
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
+}
 
 pytestmark = pytest.mark.usefixtures("upload_limits")
 
@@ -43,7 +49,8 @@ def text_of(response) -> str:
 
 
 def test_corpus_is_big_and_varied():
-    assert len(CORPUS) >= 25 and len(set(IDS)) == len(IDS)
+    assert len(CORPUS) >= 25
+    assert len(set(IDS)) == len(IDS)
     assert {s.status for s in CORPUS} == {200, 400, 413, 415}
 
 
@@ -90,10 +97,12 @@ def test_shopper_page_upload(client, sample: Sample):
     response = client.post("/", {"image": as_upload(sample)})
     assert response.status_code < 500
     if sample.accepted:
-        assert response.status_code == 302 and "image_ref=" in response["Location"]
+        assert response.status_code == 302
+        assert "image_ref=" in response["Location"]
         ref = response["Location"].split("image_ref=")[1].split("&")[0]
         photo = client.get(f"/query-photo/{ref}/")
-        assert photo.status_code == 200 and photo["Content-Type"].startswith("image/")
+        assert photo.status_code == 200
+        assert photo["Content-Type"].startswith("image/")
     else:
         assert response.status_code == sample.status, text_of(response)[-600:]
         assert 'role="alert"' in response.content.decode()
@@ -103,12 +112,25 @@ def test_shopper_page_upload(client, sample: Sample):
 
 def _product_form(product: Product, upload: SimpleUploadedFile) -> dict:
     return {
-        "sku": product.sku, "title": product.title, "description": product.description,
-        "category": product.category_id, "metal": product.metal, "metal_text": "", "gemstone": product.gemstone,
-        "gemstone_text": "", "price": str(product.price), "currency": product.currency, "stock": product.stock,
+        "sku": product.sku,
+        "title": product.title,
+        "description": product.description,
+        "category": product.category_id,
+        "metal": product.metal,
+        "metal_text": "",
+        "gemstone": product.gemstone,
+        "gemstone_text": "",
+        "price": str(product.price),
+        "currency": product.currency,
+        "stock": product.stock,
         "is_active": "on",
-        "images-TOTAL_FORMS": 1, "images-INITIAL_FORMS": 0, "images-MIN_NUM_FORMS": 0, "images-MAX_NUM_FORMS": 1000,
-        "images-0-image": upload, "images-0-position": 0, "images-0-alt_text": "",
+        "images-TOTAL_FORMS": 1,
+        "images-INITIAL_FORMS": 0,
+        "images-MIN_NUM_FORMS": 0,
+        "images-MAX_NUM_FORMS": 1000,
+        "images-0-image": upload,
+        "images-0-position": 0,
+        "images-0-alt_text": "",
     }
 
 
@@ -117,15 +139,22 @@ def _product_form(product: Product, upload: SimpleUploadedFile) -> dict:
 def test_admin_product_form_upload(admin_client, sample: Sample):
     product = ProductFactory()
     before = catalog_snapshot()
-    response = admin_client.post(f"/admin/catalog/product/{product.pk}/change/", _product_form(product, as_upload(sample)))
+    response = admin_client.post(
+        f"/admin/catalog/product/{product.pk}/change/", _product_form(product, as_upload(sample))
+    )
     assert response.status_code < 500
     if sample.accepted:
         assert response.status_code == 302, text_of(response)[-2000:]
         image = ProductImage.objects.get(product=product)
         assert image.format == sample.format
         stored = Path(image.image.path)
-        assert stored.name == f"{image.content_hash}.{ {'JPEG': 'jpg', 'PNG': 'png', 'WEBP': 'webp', 'GIF': 'gif', 'HEIF': 'heic'}[sample.format]}"
-        assert hashlib.sha256(stored.read_bytes()).hexdigest() == image.content_hash  # what is stored is what was checked
+        assert (
+            stored.name
+            == f"{image.content_hash}.{ {'JPEG': 'jpg', 'PNG': 'png', 'WEBP': 'webp', 'GIF': 'gif', 'HEIF': 'heic'}[sample.format] }"
+        )
+        assert (
+            hashlib.sha256(stored.read_bytes()).hexdigest() == image.content_hash
+        )  # what is stored is what was checked
         assert sample.filename not in str(stored)
     else:
         assert response.status_code == 200  # the form again, with the reason next to the photo
@@ -154,7 +183,8 @@ def test_csv_import_row(tmp_path, sample: Sample):
     summary = import_catalog_csv(csv_path, photos)
     assert Product.objects.filter(sku="GOOD-1").exists()  # a bad row never stops the others
     if sample.accepted:
-        assert summary.created == 2 and not summary.failed
+        assert summary.created == 2
+        assert not summary.failed
         image = ProductImage.objects.get(product__sku="CORPUS-1")
         assert image.format == sample.format
         assert hashlib.sha256(Path(image.image.path).read_bytes()).hexdigest() == image.content_hash
@@ -162,11 +192,15 @@ def test_csv_import_row(tmp_path, sample: Sample):
         assert summary.created == 1
         [(line, sku, reason)] = summary.failed
         assert (line, sku) == (2, "CORPUS-1")
-        assert sample.filename in reason and sample.reason.lower() in reason.lower()
+        assert sample.filename in reason
+        assert sample.reason.lower() in reason.lower()
         assert not Product.objects.filter(sku="CORPUS-1").exists()
         after = catalog_snapshot()
-        assert after["images"] == before["images"] + 1 and len(after["media"] - before["media"]) == 1
-        assert media_files() == before["media"] | {str(Path(ProductImage.objects.get(product__sku="GOOD-1").image.name))}
+        assert after["images"] == before["images"] + 1
+        assert len(after["media"] - before["media"]) == 1
+        assert media_files() == before["media"] | {
+            str(Path(ProductImage.objects.get(product__sku="GOOD-1").image.name))
+        }
 
 
 def _api_search_url() -> str | None:

@@ -18,8 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="Who the key is for, e.g. 'acme-partner-site'.")
-        parser.add_argument("--scope", action="append", choices=Scope.values, dest="scopes",
-                            help="What the key may do; repeat for several (default: all).")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            choices=Scope.values,
+            dest="scopes",
+            help="What the key may do; repeat for several (default: all).",
+        )
         parser.add_argument("--expires-in-days", type=int, default=None, help="Expire the key after this many days.")
 
     def handle(self, *args, name: str, scopes: list[str] | None, expires_in_days: int | None, **options) -> None:

@@ -21,7 +21,9 @@ def demo_product_data(item) -> ProductData:
         category=item.category,
         metal_text=metal,
         metal_color=item.metal_color.replace("_", " "),
-        gemstone_text=" ".join(filter(None, [item.stone_shape, item.stone_color, item.stone_type])) if item.stone_type else "",
+        gemstone_text=" ".join(filter(None, [item.stone_shape, item.stone_color, item.stone_type]))
+        if item.stone_type
+        else "",
         price=item.price_inr,
         currency="INR",
     )
@@ -43,7 +45,10 @@ class Command(BaseCommand):
             for item in tqdm(items, unit="product", desc="demo catalog", disable=options["verbosity"] == 0):
                 with transaction.atomic():
                     product, outcome = upsert_product(demo_product_data(item))
-                    if sync_product_images(product, [check_image_upload(product_image_bytes(item))]) and outcome == "unchanged":
+                    if (
+                        sync_product_images(product, [check_image_upload(product_image_bytes(item))])
+                        and outcome == "unchanged"
+                    ):
                         outcome = "updated"
                 counts[outcome] += 1
         self.stdout.write(

@@ -7,31 +7,73 @@ import search.api.choices
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='PartnerAPIKey',
+            name="PartnerAPIKey",
             fields=[
-                ('id', models.CharField(editable=False, max_length=150, primary_key=True, serialize=False, unique=True)),
-                ('prefix', models.CharField(editable=False, max_length=8, unique=True)),
-                ('hashed_key', models.CharField(editable=False, max_length=150)),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('name', models.CharField(default=None, help_text='A free-form name for the API key. Need not be unique. 50 characters max.', max_length=50)),
-                ('revoked', models.BooleanField(blank=True, default=False, help_text='If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)')),
-                ('expiry_date', models.DateTimeField(blank=True, help_text='Once API key expires, clients cannot use it anymore.', null=True, verbose_name='Expires')),
-                ('scopes', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(choices=[('search', 'Search (photo/text search, similar products)'), ('catalog', 'Catalog (products and categories)')], max_length=20), default=search.api.choices.all_scopes, help_text='What the key may do: search, catalog reads, or both.', size=None)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, help_text='Last successful request (to the minute).', null=True)),
+                (
+                    "id",
+                    models.CharField(editable=False, max_length=150, primary_key=True, serialize=False, unique=True),
+                ),
+                ("prefix", models.CharField(editable=False, max_length=8, unique=True)),
+                ("hashed_key", models.CharField(editable=False, max_length=150)),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "name",
+                    models.CharField(
+                        default=None,
+                        help_text="A free-form name for the API key. Need not be unique. 50 characters max.",
+                        max_length=50,
+                    ),
+                ),
+                (
+                    "revoked",
+                    models.BooleanField(
+                        blank=True,
+                        default=False,
+                        help_text="If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)",
+                    ),
+                ),
+                (
+                    "expiry_date",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Once API key expires, clients cannot use it anymore.",
+                        null=True,
+                        verbose_name="Expires",
+                    ),
+                ),
+                (
+                    "scopes",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(
+                            choices=[
+                                ("search", "Search (photo/text search, similar products)"),
+                                ("catalog", "Catalog (products and categories)"),
+                            ],
+                            max_length=20,
+                        ),
+                        default=search.api.choices.all_scopes,
+                        help_text="What the key may do: search, catalog reads, or both.",
+                        size=None,
+                    ),
+                ),
+                (
+                    "last_used_at",
+                    models.DateTimeField(
+                        blank=True, editable=False, help_text="Last successful request (to the minute).", null=True
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'partner API key',
-                'verbose_name_plural': 'partner API keys',
-                'ordering': ('-created',),
-                'abstract': False,
+                "verbose_name": "partner API key",
+                "verbose_name_plural": "partner API keys",
+                "ordering": ("-created",),
+                "abstract": False,
             },
         ),
     ]

@@ -37,7 +37,9 @@ class Command(BaseCommand):
         self.stdout.write(f"{'':>8}  {'all':>7}" + "".join(f"  {kind:>7}" for kind in by_kind))
         for name, value in scores.items():
             self.stdout.write(f"{name:>8}: {value:7.4f}" + "".join(f"  {row[name]:7.4f}" for row in by_kind.values()))
-        self.stdout.write(f"{'queries':>8}: {len(results):7d}" + "".join(f"  {row['queries']:7d}" for row in by_kind.values()))
+        self.stdout.write(
+            f"{'queries':>8}: {len(results):7d}" + "".join(f"  {row['queries']:7d}" for row in by_kind.values())
+        )
         if json_out:
             evaluation.dump(json_out, evaluation.to_json(results, scores))
         if report:

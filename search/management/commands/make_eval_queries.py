@@ -53,4 +53,6 @@ class Command(BaseCommand):
             writer = csv.writer(handle)
             writer.writerow(["query_image", "query_text", "relevant_skus"])
             writer.writerows(rows)
-        self.stdout.write(f"{len(rows)} queries for {len(held_out_products)} held-out products in {out_dir / 'queries.csv'}")
+        self.stdout.write(
+            f"{len(rows)} queries for {len(held_out_products)} held-out products in {out_dir / 'queries.csv'}"
+        )

@@ -34,14 +34,26 @@ class Command(BaseCommand):
         parser.add_argument("--no-switch", action="store_true", help="backfill only; run again without it to switch")
         parser.add_argument("--timeout", type=float, default=None, help="stop waiting after this many seconds")
 
-    def handle(self, *args, model: str, image_weights: str | None, text_weights: str | None,
-               fusion_weights: str | None, sync: bool, no_switch: bool, timeout: float | None, **options):
+    def handle(
+        self,
+        *args,
+        model: str,
+        image_weights: str | None,
+        text_weights: str | None,
+        fusion_weights: str | None,
+        sync: bool,
+        no_switch: bool,
+        timeout: float | None,
+        **options,
+    ):
         from ml.errors import ModelLoadError
 
         weights = {
             key: value
             for key, value in {
-                "image_weights": image_weights, "text_weights": text_weights, "fusion_weights": fusion_weights,
+                "image_weights": image_weights,
+                "text_weights": text_weights,
+                "fusion_weights": fusion_weights,
             }.items()
             if value
         }
@@ -99,7 +111,7 @@ class Command(BaseCommand):
         if product_ids or image_ids:
             try:
                 tasks = send_backfill_tasks(version, product_ids, image_ids)
-            except Exception as exc:  # noqa: BLE001 - the broker is down
+            except Exception as exc:
                 raise CommandError(
                     f"could not enqueue the backfill ({exc}); {version.version} stays registered and the sweep "
                     f"enqueues it once the broker is back, or run again with --sync"

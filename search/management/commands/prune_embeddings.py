@@ -56,8 +56,7 @@ class Command(BaseCommand):
 
     def _delete_rows(self, table: str, version_id: int, bar: tqdm) -> None:
         sql = (
-            f"DELETE FROM {table} WHERE id IN "
-            f"(SELECT id FROM {table} WHERE model_version_id = %s LIMIT {DELETE_CHUNK})"
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE model_version_id = %s LIMIT {DELETE_CHUNK})"
         )
         while True:
             with connection.cursor() as cursor:

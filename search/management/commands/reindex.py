@@ -27,14 +27,23 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="enqueue and return without watching")
         parser.add_argument("--timeout", type=float, default=None, help="stop watching after this many seconds")
 
-    def handle(self, *args, sync: bool, only_missing: bool, category: list[str], no_wait: bool,
-               timeout: float | None, **options):
+    def handle(
+        self,
+        *args,
+        sync: bool,
+        only_missing: bool,
+        category: list[str],
+        no_wait: bool,
+        timeout: float | None,
+        **options,
+    ):
         version = active_version()
         products = self._selection(category)
         if only_missing:
             missing_products, missing_images = indexing.missing_ids(version)
-            image_ids = sorted(ProductImage.objects.filter(pk__in=missing_images, product__in=products)
-                               .values_list("pk", flat=True))
+            image_ids = sorted(
+                ProductImage.objects.filter(pk__in=missing_images, product__in=products).values_list("pk", flat=True)
+            )
             product_ids = sorted(
                 set(products.filter(pk__in=missing_products).values_list("pk", flat=True))
                 | set(ProductImage.objects.filter(pk__in=image_ids).values_list("product_id", flat=True))
@@ -72,8 +81,7 @@ class Command(BaseCommand):
             query |= Q(slug=name) | Q(name__iexact=name)
         found = Category.objects.filter(query)
         unknown = [
-            name for name in category
-            if not any(c.slug == name or c.name.lower() == name.lower() for c in found)
+            name for name in category if not any(c.slug == name or c.name.lower() == name.lower() for c in found)
         ]
         if unknown:
             raise CommandError(f"unknown category: {', '.join(unknown)}")
