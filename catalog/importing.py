@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .services import ProductData, parse_price, sync_product_images, upsert_product
 from .uploads import CheckedImage, UploadError, check_image_upload, read_upload
+from .validators import validate_sku
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,10 @@ def _product_data(row: dict) -> ProductData:
     missing = [name for name in ("sku", "title", "category", "price") if not (row.get(name) or "").strip()]
     if missing:
         raise RowError(f"missing {', '.join(missing)}")
+    try:
+        validate_sku(row["sku"].strip())
+    except ValidationError as exc:
+        raise RowError(exc.messages[0]) from None
     try:
         price, currency = parse_price(row["price"])
     except ValueError as exc:

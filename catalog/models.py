@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
 from .uploads import FORMAT_EXTENSIONS
+from .validators import SKU_DATABASE_REGEX, SKU_MAX_LENGTH, SKU_RULE, validate_sku
 
 TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
@@ -48,7 +49,14 @@ class DirtyTracking(models.Model):
 
 
 class Product(DirtyTracking):
-    sku = models.CharField(max_length=64, unique=True)
+    sku = models.CharField(max_length=SKU_MAX_LENGTH, unique=True, validators=[validate_sku], help_text=SKU_RULE)
+    legacy_sku = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The SKU as it was stored before the SKU rule (migration 0003 rewrote it); empty if it complied",
+    )
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
@@ -68,6 +76,15 @@ class Product(DirtyTracking):
         indexes = [
             models.Index(fields=["category", "metal", "gemstone"]),
             models.Index(fields=["price"]),
+        ]
+        constraints = [
+            # The rule again, in the database: a bulk update or a raw write cannot store a SKU
+            # that would break the product's address.
+            models.CheckConstraint(
+                condition=models.Q(sku__regex=SKU_DATABASE_REGEX) & ~models.Q(sku__in=[".", ".."]),
+                name="sku_follows_sku_rule",
+                violation_error_message=SKU_RULE,
+            ),
         ]
 
     def __str__(self) -> str:

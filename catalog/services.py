@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from .choices import Currency, gemstone_from_text, metal_from_text
 from .models import Category, Product, ProductImage
 from .uploads import CheckedImage, check_image_upload
+from .validators import validate_sku
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,10 @@ def get_or_create_category(name: str) -> Category:
 
 @transaction.atomic
 def upsert_product(data: ProductData) -> tuple[Product, str]:
-    """Create or update by sku: 'created', 'updated' or 'unchanged' (which saves nothing)."""
+    """Create or update by sku: 'created', 'updated' or 'unchanged' (which saves nothing).
+
+    Raises ValidationError (code ``invalid_sku``) for a SKU that breaks the SKU rule."""
+    validate_sku(data.sku)
     category = get_or_create_category(data.category)
     values = {
         "title": data.title.strip(),
