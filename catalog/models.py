@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
+from .db import lock_photo_content
+from .photos import delete_file_after_commit, stored_file_hash
 from .uploads import FORMAT_EXTENSIONS
 from .validators import SKU_DATABASE_REGEX, SKU_MAX_LENGTH, SKU_RULE, validate_sku
 
@@ -167,6 +169,7 @@ class ProductImage(DirtyTracking):
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         instance._loaded_hash = instance.content_hash
+        instance._loaded_name = instance.image.name
         return instance
 
     def save(self, *args, **kwargs) -> None:
@@ -185,5 +188,30 @@ class ProductImage(DirtyTracking):
                     "embedding_marked_at",
                     "embedding_error",
                 }
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            # Until commit: a delete of a file of this content waits for this row to be visible.
+            lock_photo_content(self.content_hash)
+            writing = bool(self.image) and not self.image._committed
+            if writing and self._reuse_stored_file():
+                writing = False
+            try:
+                super().save(*args, **kwargs)
+            except Exception:
+                if writing and self.image._committed:  # written for this row alone, which is not saved
+                    self.image.storage.delete(self.image.name)
+                raise
+        old_name = getattr(self, "_loaded_name", None)
+        if old_name and old_name != self.image.name:  # a replaced file: the old one may now be unused
+            delete_file_after_commit(self.image.storage, old_name, getattr(self, "_loaded_hash", "") or "")
         self._loaded_hash = self.content_hash
+        self._loaded_name = self.image.name
+
+    def _reuse_stored_file(self) -> bool:
+        """Photos are stored once per content: point at the stored file of the same bytes
+        (by name and by hash) instead of writing a copy."""
+        name = product_image_path(self, "")
+        if not self.content_hash or stored_file_hash(self.image.storage, name) != self.content_hash:
+            return False
+        self.image.name = name
+        self.image._committed = True
+        return True

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
@@ -109,9 +109,17 @@ def add_product_image(
         top = product.images.aggregate(top=Max("position"))["top"]
         position = 0 if top is None else top + 1
     image = ProductImage(product=product, position=position, content_hash=checked.sha256, format=checked.format)
-    image.image.save(f"{checked.sha256}.{checked.extension}", ContentFile(checked.data), save=False)
+    image.image = ContentFile(checked.data, name=f"{checked.sha256}.{checked.extension}")  # written on save
     image.width, image.height = checked.width, checked.height
-    image.save()
+    try:
+        with transaction.atomic():
+            image.save()
+    except IntegrityError as exc:
+        # The same photo added to the same product by someone else a moment ago: it is there.
+        existing = ProductImage.objects.filter(product=product, content_hash=checked.sha256).first()
+        if existing is None or "unique_photo_per_product" not in str(exc):
+            raise
+        return existing, False
     return image, True
 
 

@@ -13,9 +13,10 @@ from pathlib import PurePosixPath
 
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.static import serve
 
+from catalog.photos import is_referenced
 from catalog.uploads import EXTENSION_CONTENT_TYPES
 
 # Inline <script>/<style> blocks (no src): their exact text is what a hash allows.
@@ -96,7 +97,12 @@ PHOTO_CONTENT_TYPES = {f".{extension}": content_type for extension, content_type
 
 def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
     """A stored product photo: the right image type (never guessed), never sniffed, never
-    a document (sandboxed, no scripts), shown inline under its own random name."""
+    a document (sandboxed, no scripts), shown inline under its own random name.
+
+    Only while a photo row names the file (one indexed lookup): a deleted product's photos
+    stop being served even before their files are gone, and an orphan never is."""
+    if not is_referenced(path):
+        raise Http404("no such photo")
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
     suffix = PurePosixPath(path).suffix.lower()
     response["Content-Type"] = (
