@@ -7,11 +7,13 @@ needs (re-)embedding (`embedding_dirty`) and why it failed, if it did.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import models, transaction
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
@@ -20,6 +22,7 @@ from .photos import delete_file_after_commit, stored_file_hash
 from .uploads import FORMAT_EXTENSIONS
 from .validators import SKU_DATABASE_REGEX, SKU_MAX_LENGTH, SKU_RULE, validate_sku
 
+logger = logging.getLogger(__name__)
 TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
 
@@ -93,15 +96,6 @@ class Product(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.sku} {self.title}"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._loaded_text = instance._text_signature()
-        return instance
-
-    def _text_signature(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in TEXT_FIELDS)
-
     def save(self, *args, **kwargs) -> None:
         # Only what the text encoder reads makes the text side dirty; a price or stock
         # change is a filter value and needs no new embedding.
@@ -118,7 +112,26 @@ class Product(DirtyTracking):
         self._loaded_text = self._text_signature()
 
     def get_absolute_url(self) -> str:
-        return reverse(settings.CATALOG_PRODUCT_URL_NAME, args=[self.sku])
+        """The product's page. Never raises, whatever the SKU: one that breaks the SKU rule
+        (only an unsaved instance can hold one: the database refuses them) gets its escaped
+        address, which answers 404, instead of a NoReverseMatch that breaks every page
+        listing the product."""
+        try:
+            return reverse(settings.CATALOG_PRODUCT_URL_NAME, args=[self.sku])
+        except NoReverseMatch:
+            logger.warning("product %s: SKU %r breaks the SKU rule; linking to an escaped address", self.pk, self.sku)
+            placeholder = reverse(settings.CATALOG_PRODUCT_URL_NAME, args=["-"])
+            head, _, tail = placeholder.rpartition("-")
+            return head + quote(str(self.sku), safe="") + tail
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_text = instance._text_signature()
+        return instance
+
+    def _text_signature(self) -> tuple:
+        return tuple(getattr(self, name, None) for name in TEXT_FIELDS)
 
     @property
     def in_stock(self) -> bool:
@@ -166,13 +179,6 @@ class ProductImage(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.product.sku} photo {self.position}"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._loaded_hash = instance.content_hash
-        instance._loaded_name = instance.image.name
-        return instance
-
     def save(self, *args, **kwargs) -> None:
         if not self.content_hash and self.image:
             self.image.open("rb")
@@ -206,6 +212,13 @@ class ProductImage(DirtyTracking):
             delete_file_after_commit(self.image.storage, old_name, getattr(self, "_loaded_hash", "") or "")
         self._loaded_hash = self.content_hash
         self._loaded_name = self.image.name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_hash = instance.content_hash
+        instance._loaded_name = instance.image.name
+        return instance
 
     def _reuse_stored_file(self) -> bool:
         """Photos are stored once per content: point at the stored file of the same bytes

@@ -22,6 +22,22 @@ SKU_DATABASE_REGEX = rf"^[A-Za-z0-9_.-]{{1,{SKU_MAX_LENGTH}}}$"
 _SKU = re.compile(rf"[A-Za-z0-9_.\-]{{1,{SKU_MAX_LENGTH}}}")
 
 
+class SkuConverter:
+    """`<sku:sku>` in a URL pattern: matches only valid SKUs (anything else is a 404, never a
+    database lookup), and reversing refuses an invalid one (NoReverseMatch) rather than
+    building an address that breaks."""
+
+    regex = SKU_URL_REGEX
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        if not is_valid_sku(value):
+            raise ValueError(f"not a valid SKU: {value!r}")
+        return value
+
+
 def is_valid_sku(value: object) -> bool:
     return isinstance(value, str) and bool(_SKU.fullmatch(value)) and value not in (".", "..")
 

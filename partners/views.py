@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import Category, Product
+from catalog.validators import SKU_URL_REGEX
 from search.query import SearchQuery, search
 
 from .auth import RecordsKeyUse
@@ -108,7 +109,7 @@ class ProductViewSet(RecordsKeyUse, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProductSerializer
     filter_backends = [CatalogFilterBackend]
     lookup_field = "sku"
-    lookup_value_regex = r"[^/\x00]+"
+    lookup_value_regex = SKU_URL_REGEX  # only valid SKUs reach the database; anything else is a 404
     cursor_ordering = ("sku",)
 
     def get_queryset(self) -> QuerySet[Product]:

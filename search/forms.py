@@ -5,6 +5,7 @@ from django.conf import settings
 
 from catalog.choices import Gemstone, Metal
 from catalog.models import Category
+from catalog.validators import SKU_MAX_LENGTH, validate_sku
 
 from .query import Filters
 
@@ -23,7 +24,9 @@ class SearchForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "rose gold oval sapphire ring", "type": "search"}),
     )
     image_ref = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
-    similar = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    similar = forms.CharField(
+        required=False, max_length=SKU_MAX_LENGTH, widget=forms.HiddenInput, validators=[validate_sku]
+    )
     category = forms.ChoiceField(required=False)
     metal = forms.ChoiceField(required=False, choices=_choices(Metal))
     gemstone = forms.ChoiceField(required=False, choices=_choices(Gemstone))

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.static import serve
 
 from catalog.photos import is_referenced
@@ -90,6 +90,43 @@ class RequestBodyLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+# C0 control characters and DEL. Query values may hold tab and line breaks (a pasted
+# description); nothing else of these belongs in an address, and PostgreSQL refuses NUL.
+_CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_QUERY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ControlCharacterMiddleware:
+    """No path or query value with a control character reaches a view (or the database):
+    the path gets a 404 (no such page can exist), the query a 400 that says why; under
+    /api/ both in the API's error shape."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if _CONTROL_IN_PATH.search(request.path_info):
+            return self._refuse(request, 404, "not_found", "No such page: the address holds a control character.")
+        if any(_CONTROL_IN_QUERY.search(part) for key, values in request.GET.lists() for part in (key, *values)):
+            return self._refuse(
+                request,
+                400,
+                "invalid_characters",
+                "The address's query holds a control character (such as NUL), which no search term can contain.",
+            )
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+        return HttpResponse(
+            f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{status} · shop-search</title>'
+            f'<p role="alert">{message}</p></html>',
+            status=status,
+        )
 
 
 PHOTO_CONTENT_TYPES = {f".{extension}": content_type for extension, content_type in EXTENSION_CONTENT_TYPES.items()}

@@ -71,6 +71,8 @@ MIDDLEWARE = [
     # reads request.POST): shop_search/security.py.
     "shop_search.security.ContentSecurityPolicyMiddleware",
     "shop_search.security.RequestBodyLimitMiddleware",
+    # A control character (NUL...) in the path is a 404, in the query a 400: never a lookup.
+    "shop_search.security.ControlCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -260,3 +260,18 @@ def test_api_search_upload(api_client, sample: Sample):
         assert body["error"]["code"] == sample.code
         assert sample.reason.lower() in body["error"]["message"].lower()
     assert catalog_snapshot() == before
+
+
+@pytest.mark.django_db
+def test_query_photo_the_encoder_cannot_read_is_a_400_not_a_500(client, redis_client, version):
+    """A photo kept by an earlier release (the gate then stored only a prefix of some JPEGs)."""
+    from django.core.cache import cache
+
+    from search.views import _photo_key
+    from tests.conftest import make_photo
+
+    ref = "ab" * 32
+    cache.set(_photo_key(ref), (make_photo(1)[:81], "image/jpeg"), 60)
+    response = client.get("/", {"image_ref": ref})
+    assert response.status_code == 400
+    assert "could not read your photo" in text_of(response)
