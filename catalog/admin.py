@@ -3,11 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, transaction
 from django.utils.html import format_html
 
 from .choices import IndexState
 from .models import Category, Product, ProductImage
-from .services import mark_products_for_reembedding
+from .services import delete_products, mark_products_for_reembedding
 from .uploads import UploadError, check_image_upload, read_upload
 
 THUMBNAIL = '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:contain;background:#fff;border-radius:4px">'
@@ -59,6 +60,63 @@ class ProductImageForm(forms.ModelForm):
         return cleaned
 
 
+class ProductAdminForm(forms.ModelForm):
+    """Optimistic concurrency: the form carries the `updated_at` it was opened at; saving
+    over a newer version (another merchant, an import) is a form error that says what
+    changed, never a silent overwrite. Saving the form again, having seen it, overwrites."""
+
+    loaded_version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Product
+        fields = [  # the admin's fieldsets choose what is shown
+            "sku",
+            "title",
+            "description",
+            "category",
+            "metal",
+            "metal_text",
+            "gemstone",
+            "gemstone_text",
+            "price",
+            "currency",
+            "stock",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["loaded_version"].initial = self.instance.updated_at.isoformat()
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk:
+            return cleaned
+        # Locked until the admin's transaction ends: a concurrent saver waits here, then
+        # sees this save's new version.
+        current = Product.objects.select_for_update().filter(pk=self.instance.pk).first()
+        if current is None:
+            raise forms.ValidationError("This product was deleted by someone else while you were editing it.")
+        seen = cleaned.get("loaded_version")
+        now = current.updated_at.isoformat()
+        if seen and seen != now:
+            changed = [
+                f"{self.fields[name].label or name}: {getattr(current, name)}"
+                for name in ("sku", "title", "description", "price", "stock", "is_active")
+                if name in self.fields and name in cleaned and cleaned[name] != getattr(current, name)
+            ]
+            self.data = self.data.copy()
+            self.data["loaded_version"] = now  # saving again, having seen this, overwrites
+            raise forms.ValidationError(
+                "Someone else saved this product (%(when)s) since you opened it. Their values: %(changed)s. "
+                "Your changes are not saved: check them below and save again to overwrite, or reload the page.",
+                code="stale_product",
+                params={"when": current.updated_at.strftime("%Y-%m-%d %H:%M:%S %Z"), "changed": "; ".join(changed)},
+            )
+        return cleaned
+
+
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     form = ProductImageForm
@@ -98,11 +156,19 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["sku", "title"]
     list_select_related = ["category"]
     list_per_page = 50
+    form = ProductAdminForm
     inlines = [ProductImageInline]
     actions = ["reembed_selected"]
-    readonly_fields = ["created_at", "updated_at", "embedding_dirty", "embedding_marked_at", "embedding_error"]
+    readonly_fields = [
+        "legacy_sku",
+        "created_at",
+        "updated_at",
+        "embedding_dirty",
+        "embedding_marked_at",
+        "embedding_error",
+    ]
     fieldsets = [
-        (None, {"fields": ["sku", "title", "description", "category"]}),
+        (None, {"fields": ["sku", "legacy_sku", "title", "description", "category", "loaded_version"]}),
         ("Attributes", {"fields": [("metal", "metal_text"), ("gemstone", "gemstone_text")]}),
         ("Sales", {"fields": [("price", "currency"), "stock", "is_active"]}),
         (
@@ -113,6 +179,30 @@ class ProductAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("images")
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not ProductImage:
+            return super().save_formset(request, form, formset, change)
+        images = formset.save(commit=False)  # fills formset.deleted_objects
+        for image in formset.deleted_objects:
+            image.delete()
+        for image in images:
+            try:
+                with transaction.atomic():
+                    image.save()
+            except IntegrityError as exc:
+                if "unique_photo_per_product" not in str(exc):
+                    raise
+                # Attached by someone else a moment ago (after this form was checked): it is there.
+                self.message_user(request, "One of the photos was already attached to the product.", messages.INFO)
+        formset.save_m2m()
+        return None
+
+    def delete_model(self, request, obj: Product) -> None:
+        delete_products([obj.pk])
+
+    def delete_queryset(self, request, queryset) -> None:
+        delete_products(queryset.values_list("pk", flat=True))
 
     @admin.display(description="Photo")
     def thumb(self, obj: Product) -> str:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
+from .db import run_in_transaction
 from .services import ProductData, parse_price, sync_product_images, upsert_product
 from .uploads import CheckedImage, UploadError, check_image_upload, read_upload
 from .validators import validate_sku
@@ -84,10 +84,15 @@ def import_row(row: dict, images_root: Path) -> str:
     """One row in one transaction: 'created', 'updated' or 'unchanged'."""
     data = _product_data(row)
     photos = _read_photos(row, images_root)
-    with transaction.atomic():
+
+    def write() -> str:
         product, outcome = upsert_product(data)
         photos_changed = sync_product_images(product, photos)
-    return "updated" if outcome == "unchanged" and photos_changed else outcome
+        return "updated" if outcome == "unchanged" and photos_changed else outcome
+
+    # Its own transaction; one PostgreSQL aborted to break a deadlock (another import, an
+    # admin delete) is run again rather than reported as a failed row.
+    return run_in_transaction(write, what=f"import of sku {data.sku}")
 
 
 def import_catalog_csv(

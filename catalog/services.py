@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .choices import Currency, gemstone_from_text, metal_from_text
+from .db import run_in_transaction
 from .models import Category, Product, ProductImage
 from .signals import reembedding_requested
 from .uploads import CheckedImage, check_image_upload
@@ -145,6 +146,28 @@ def sync_product_images(product: Product, photos: list[CheckedImage]) -> bool:
         _, created = add_product_image(product, photo, position=index)
         changed = changed or created
     return changed
+
+
+def delete_products(product_ids: Iterable[int]) -> int:
+    """Delete products with their photos (files go after commit), safely next to an import,
+    another admin or the indexer writing rows that point at them.
+
+    The products, then their photos, are locked first (in id order): a writer that is about
+    to attach a photo or an embedding row to one of them waits for the delete (and then finds
+    it gone) instead of slipping a row in between Django collecting the related rows and
+    deleting them, which failed the delete's commit with a foreign-key error. A deadlock is
+    retried. Returns the number of products deleted."""
+    ids = sorted(set(product_ids))
+
+    def delete() -> int:
+        locked = list(
+            Product.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+        )
+        list(ProductImage.objects.select_for_update().filter(product_id__in=locked).order_by("pk").values_list("pk"))
+        Product.objects.filter(pk__in=locked).delete()
+        return len(locked)
+
+    return run_in_transaction(delete, what="delete products")
 
 
 def flag_for_reembedding(product_ids: Iterable[int]) -> tuple[int, list[int]]:
