@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.html import format_html
 
 from .choices import IndexState
@@ -95,7 +95,8 @@ class ProductAdminForm(forms.ModelForm):
             return cleaned
         # Locked until the admin's transaction ends: a concurrent saver waits here, then
         # sees this save's new version.
-        current = Product.objects.select_for_update().filter(pk=self.instance.pk).first()
+        rows = Product.objects.filter(pk=self.instance.pk)
+        current = (rows.select_for_update() if connection.in_atomic_block else rows).first()
         if current is None:
             raise forms.ValidationError("This product was deleted by someone else while you were editing it.")
         seen = cleaned.get("loaded_version")

@@ -3,6 +3,7 @@ rewritten (deterministically, staying unique; the old value is kept in `legacy_s
 then the field validates it and the database enforces it."""
 
 import logging
+import re
 import sys
 
 from django.db import migrations, models
@@ -10,11 +11,29 @@ from django.db import migrations, models
 import catalog.validators
 
 logger = logging.getLogger("catalog.migrations")
+# The rule as it stood when this migration was written (frozen here, like the schema).
+_ALLOWED = re.compile(r"[A-Za-z0-9_.\-]")
+_MAX_LENGTH = 64
+
+
+def is_valid_sku(value: str) -> bool:
+    return 0 < len(value) <= _MAX_LENGTH and all(_ALLOWED.fullmatch(c) for c in value) and value not in (".", "..")
+
+
+def repair_sku(value: str, taken: set[str]) -> str:
+    """Disallowed characters become '_', cut to the bound, '-N' keeps it unique."""
+    base = "".join(c if _ALLOWED.fullmatch(c) else "_" for c in value)[:_MAX_LENGTH]
+    if base in ("", ".", ".."):
+        base = "SKU" + base.replace(".", "_")
+    candidate, counter = base, 1
+    while candidate in taken:
+        suffix = f"-{counter}"
+        candidate = base[: _MAX_LENGTH - len(suffix)] + suffix
+        counter += 1
+    return candidate
 
 
 def repair_skus(apps, schema_editor):
-    from catalog.validators import is_valid_sku, repair_sku
-
     Product = apps.get_model("catalog", "Product")
     db = schema_editor.connection.alias
     taken = set(Product.objects.using(db).values_list("sku", flat=True))

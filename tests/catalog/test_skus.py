@@ -221,3 +221,12 @@ def test_migration_reports_and_rewrites_bad_skus_keeping_them_unique(capsys):
     assert all(is_valid_sku(sku) for sku in skus.values())
     assert "'a/b' -> 'a_b-1'" in report
     assert "5 SKU(s) broke the SKU rule" in report
+
+
+def test_the_migration_repairs_as_the_rule_does_today():
+    import importlib
+
+    migration = importlib.import_module("catalog.migrations.0003_sku_rule")
+    for sku in [*GOOD, *BAD]:
+        assert migration.is_valid_sku(sku) == is_valid_sku(sku), sku
+        assert migration.repair_sku(sku, {"a_b"}) == repair_sku(sku, {"a_b"}), sku
