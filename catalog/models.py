@@ -15,9 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
+from .searchable import text_source_fields
 from .uploads import FORMAT_EXTENSIONS
-
-TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
 
 class Category(models.Model):
@@ -81,7 +80,7 @@ class Product(DirtyTracking):
         return instance
 
     def _text_signature(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in TEXT_FIELDS)
+        return tuple(getattr(self, name, None) for name in text_source_fields())
 
     def save(self, *args, **kwargs) -> None:
         # Only what the text encoder reads makes the text side dirty; a price or stock

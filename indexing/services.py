@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from catalog import searchable
 from catalog.models import Product, ProductImage
 
 from .engine import active_version, model_for_version, versions_to_index
@@ -71,16 +72,18 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def product_text_of(product: Product) -> str:
-    """The text the model embeds, worded as in training ("rose gold", "diamond")."""
+    """The text the model embeds: the title, the declared text attributes worded as in
+    training ("Metal: rose gold", "Gemstone: diamond"), the description."""
     from ml.text import product_text
 
-    return product_text(
-        title=product.title,
-        category=product.category.name,
-        metal=product.get_metal_display().lower(),
-        gemstone=product.get_gemstone_display().lower() if product.gemstone != "none" else "",
-        description=product.description,
-    )
+    words: dict[str, str] = {}
+    for attribute in searchable.in_text():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            words[attribute.name] = product.category.name
+            continue
+        value = getattr(product, attribute.name)
+        words[attribute.name] = "" if value in attribute.text_omit else attribute.choice_label(value).lower()
+    return product_text(title=product.title, description=product.description, **words)
 
 
 def _read_photo(image: ProductImage):
