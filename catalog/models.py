@@ -146,6 +146,11 @@ class ProductImage(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.product.sku} photo {self.position}"
 
+    @property
+    def file_missing(self) -> bool:
+        """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
+        return not self.image or not self.image.storage.exists(self.image.name)
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
