@@ -8,6 +8,7 @@ redis-server) for a machine that has neither. Data lives under the git-ignored `
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import socket
 import subprocess
@@ -36,6 +37,7 @@ def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False):
     With stop_on_exit the server stops when the last process using it exits (pgserver
     counts the handles of `make run` and `manage.py` together)."""
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO lines are for its own debugging
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
