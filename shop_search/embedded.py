@@ -17,8 +17,8 @@ import time
 import warnings
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
-REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT") or "6390")
 
 
 def postgres_url(data_dir: Path = DATA_DIR) -> str:
