@@ -26,7 +26,7 @@ K = 20
 
 def run(catalog, queries: np.ndarray, query_categories: np.ndarray) -> dict:
     from catalog.models import Category
-    from search.models import ModelVersion
+    from indexing.models import ModelVersion
     from search.query import Filters, retrieve
 
     version = ModelVersion.objects.get(pk=catalog.version_id)

@@ -1,6 +1,6 @@
 """gunicorn settings for the HTTP benchmark: the app's own (`shop_search.gunicorn_conf`),
 plus the inference backend named by SEARCH_INFERENCE_BACKEND applied before the warm-up
-query, for as long as search/engine.py does not pass it to `load_model` itself (then
+query, for as long as indexing/engine.py does not pass it to `load_model` itself (then
 this is a no-op: the model already reports the backend)."""
 
 import os
@@ -12,8 +12,8 @@ from shop_search.gunicorn_conf import *
 def post_worker_init(worker):
     backend = os.environ.get("SEARCH_INFERENCE_BACKEND")
     if backend:
+        from indexing.engine import active_version, model_for_version
         from ml.accel import use_backend
-        from search.engine import active_version, model_for_version
 
         version = active_version(create=False)
         if version is not None:

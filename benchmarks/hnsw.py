@@ -30,7 +30,7 @@ def build_indexes(version_id: int, *, m: int | None = None, ef_construction: int
     from django.conf import settings
     from django.db import connection
 
-    from search.vector_index import TABLES, drop_hnsw_indexes, ensure_hnsw_indexes, index_name
+    from indexing.vector_index import TABLES, drop_hnsw_indexes, ensure_hnsw_indexes, index_name
 
     old = settings.HNSW_M, settings.HNSW_EF_CONSTRUCTION
     m, ef_construction = m or old[0], ef_construction or old[1]
@@ -167,7 +167,7 @@ def explain_uses_index(kind: str, version_id: int, query: np.ndarray) -> bool:
     """The planner must pick the partial HNSW index for the app's statement."""
     from django.db import connection
 
-    from search.vector_index import TABLES, index_name
+    from indexing.vector_index import TABLES, index_name
 
     with connection.cursor() as cursor:
         cursor.execute(

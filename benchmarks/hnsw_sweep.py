@@ -35,7 +35,7 @@ def main() -> None:
     setup_django()
     from django.db import connection
 
-    from search.models import ModelVersion
+    from indexing.models import ModelVersion
 
     grid = GRID if not args.grid else tuple(tuple(int(x) for x in cell.split("x")) for cell in args.grid.split(","))
     active = ModelVersion.objects.get(state="active")
@@ -53,10 +53,10 @@ def main() -> None:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
                 hnsw._session(cursor)
                 # the app's own index on this version goes, so the planner uses this one
-                cursor.execute(f"DROP INDEX IF EXISTS search_imageembedding_hnsw_v{version_id}")
+                cursor.execute(f"DROP INDEX IF EXISTS indexing_imageembedding_hnsw_v{version_id}")
                 started = time.perf_counter()
                 cursor.execute(
-                    f"CREATE INDEX {name} ON search_imageembedding USING hnsw (embedding vector_cosine_ops) "
+                    f"CREATE INDEX {name} ON indexing_imageembedding USING hnsw (embedding vector_cosine_ops) "
                     f"WITH (m = {m}, ef_construction = {ef_construction}) WHERE model_version_id = {version_id}"
                 )
                 build_s = time.perf_counter() - started
@@ -78,7 +78,7 @@ def main() -> None:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
     # put the app's indexes back as the app builds them
-    from search.vector_index import ensure_hnsw_indexes
+    from indexing.vector_index import ensure_hnsw_indexes
 
     ensure_hnsw_indexes(active.pk)
     OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def query_photos(n: int, seed: int = 7) -> list[bytes]:
 
 
 def api_key() -> str:
-    from search.api.models import PartnerAPIKey
+    from partners.models import PartnerAPIKey
 
     PartnerAPIKey.objects.filter(name="benchmark").delete()
     _, key = PartnerAPIKey.objects.create_key(name="benchmark", scopes=["search", "catalog"])

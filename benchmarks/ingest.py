@@ -124,8 +124,8 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def model_only_rate(photo_files: list[Path], batch_size: int) -> float:
     """Photos/s of the model alone in this process: the baseline."""
+    from indexing.services import active_model
     from ml.preprocess import load_image
-    from search.indexing import active_model
 
     model = active_model()
     model.image_features([load_image(photo_files[0].read_bytes())])  # warm
@@ -186,8 +186,8 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from search.engine import active_version
-    from search.indexing import index_status
+    from indexing.engine import active_version
+    from indexing.services import index_status
     from shop_search.celery import app
 
     worker = None

@@ -17,8 +17,8 @@ logger = logging.getLogger("benchmarks.profile")
 def run(photos: list[bytes], backend: str) -> dict:
     from django.core.cache import cache
 
+    from indexing.engine import active_version, model_for_version
     from ml.accel import use_backend
-    from search.engine import active_version, model_for_version
     from search.query import SearchQuery, search
 
     model = model_for_version(active_version(create=False))

@@ -41,9 +41,9 @@ def _evaluate(k: int = 10) -> dict:
 
 def _reindex() -> None:
     from catalog.models import Product, ProductImage
-    from search import indexing
+    from indexing import services
 
-    indexing.index_catalog(
+    services.index_catalog(
         product_ids=list(Product.objects.values_list("pk", flat=True)),
         image_ids=list(ProductImage.objects.values_list("pk", flat=True)),
     )
@@ -66,8 +66,8 @@ def run(backend: str = "onnx", fusion_weights: str | None = None) -> dict:
     from django.core.cache import cache
     from django.core.management import call_command
 
+    from indexing.engine import active_version, model_for_version
     from ml.accel import use_backend
-    from search.engine import active_version, model_for_version
 
     call_command("load_demo_catalog", verbosity=0)
     if not (EVAL_DIR / "queries.csv").is_file():

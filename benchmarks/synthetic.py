@@ -181,7 +181,7 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
     marker = f"bench:{n}:{fingerprint}"
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, weights->>'bench' FROM search_modelversion WHERE version = %s AND state = 'active'", [version]
+            "SELECT id, weights->>'bench' FROM indexing_modelversion WHERE version = %s AND state = 'active'", [version]
         )
         row = cursor.fetchone()
         if reuse and row and row[1] == marker:
@@ -204,14 +204,14 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
         # Vector indexes left by the last run would be filled row by row during the COPY
         # (a new version gets id 1 again): drop them, the caller builds them afterwards.
         cursor.execute(
-            "SELECT indexname FROM pg_indexes WHERE tablename IN ('search_imageembedding', "
-            "'search_productembedding') AND indexdef ILIKE '%USING hnsw%'"
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('indexing_imageembedding', "
+            "'indexing_productembedding') AND indexdef ILIKE '%USING hnsw%'"
         )
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         cursor.execute(
-            "TRUNCATE search_imageembedding, search_productembedding, catalog_productimage, catalog_product, "
-            "catalog_category, search_modelversion RESTART IDENTITY CASCADE"
+            "TRUNCATE indexing_imageembedding, indexing_productembedding, catalog_productimage, catalog_product, "
+            "catalog_category, indexing_modelversion RESTART IDENTITY CASCADE"
         )
         for index, name in enumerate(categories, start=1):
             cursor.execute(
@@ -219,7 +219,7 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
             )
         category_id = {name: index for index, name in enumerate(categories, start=1)}
         cursor.execute(
-            "INSERT INTO search_modelversion (version, model_name, dim, weights, state, created_at, activated_at) "
+            "INSERT INTO indexing_modelversion (version, model_name, dim, weights, state, created_at, activated_at) "
             "VALUES (%s, %s, 512, %s, 'active', now(), now()) RETURNING id",
             [version, model_name, json.dumps({**weights, "bench": marker})],
         )
@@ -284,7 +284,7 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
         versions = np.full(n, version_id, dtype=np.int64)
         _copy_binary(
             cursor,
-            "search_imageembedding",
+            "indexing_imageembedding",
             [
                 ("int8", "id", ids),
                 ("vector", "features", placeholder),
@@ -297,7 +297,7 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
         )
         _copy_binary(
             cursor,
-            "search_productembedding",
+            "indexing_productembedding",
             [
                 ("int8", "id", ids),
                 ("vector", "text_features", placeholder),
@@ -311,9 +311,9 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
             "catalog_category",
             "catalog_product",
             "catalog_productimage",
-            "search_imageembedding",
-            "search_productembedding",
-            "search_modelversion",
+            "indexing_imageembedding",
+            "indexing_productembedding",
+            "indexing_modelversion",
         ):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         cursor.execute("ANALYZE")
@@ -328,30 +328,30 @@ def add_subset_version(catalog: Catalog, n: int, name: str) -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM search_modelversion WHERE version = %s", [name])
+        cursor.execute("SELECT id FROM indexing_modelversion WHERE version = %s", [name])
         row = cursor.fetchone()
         if row:
-            cursor.execute("SELECT count(*) FROM search_productembedding WHERE model_version_id = %s", [row[0]])
+            cursor.execute("SELECT count(*) FROM indexing_productembedding WHERE model_version_id = %s", [row[0]])
             if cursor.fetchone()[0] == n:
                 return row[0]
-            cursor.execute("DELETE FROM search_modelversion WHERE id = %s", [row[0]])
+            cursor.execute("DELETE FROM indexing_modelversion WHERE id = %s", [row[0]])
         cursor.execute(
-            "INSERT INTO search_modelversion (version, model_name, dim, weights, state, created_at) "
+            "INSERT INTO indexing_modelversion (version, model_name, dim, weights, state, created_at) "
             "VALUES (%s, 'bench-subset', 512, '{}', 'retired', now()) RETURNING id",
             [name],
         )
         version_id = cursor.fetchone()[0]
         for table, key in (
-            ("search_imageembedding", "image_id, product_id"),
-            ("search_productembedding", "product_id"),
+            ("indexing_imageembedding", "image_id, product_id"),
+            ("indexing_productembedding", "product_id"),
         ):
-            feature = "features" if table == "search_imageembedding" else "text_features"
+            feature = "features" if table == "indexing_imageembedding" else "text_features"
             cursor.execute(
                 f"INSERT INTO {table} ({key}, {feature}, embedding, updated_at, model_version_id) "
                 f"SELECT {key}, {feature}, embedding, updated_at, %s FROM {table} "
                 f"WHERE model_version_id = %s AND product_id <= %s",
                 [version_id, catalog.version_id, n],
             )
-        cursor.execute("ANALYZE search_imageembedding")
-        cursor.execute("ANALYZE search_productembedding")
+        cursor.execute("ANALYZE indexing_imageembedding")
+        cursor.execute("ANALYZE indexing_productembedding")
     return version_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -98,7 +99,7 @@ class Product(DirtyTracking):
         self._loaded_text = self._text_signature()
 
     def get_absolute_url(self) -> str:
-        return reverse("search:product", args=[self.sku])
+        return reverse(settings.CATALOG_PRODUCT_URL_NAME, args=[self.sku])
 
     @property
     def in_stock(self) -> bool:

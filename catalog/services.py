@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from .choices import Currency, gemstone_from_text, metal_from_text
 from .models import Category, Product, ProductImage
+from .signals import reembedding_requested
 from .uploads import CheckedImage, check_image_upload
 
 logger = logging.getLogger(__name__)
@@ -167,11 +168,10 @@ def flag_for_reembedding(product_ids: Iterable[int]) -> tuple[int, list[int]]:
 
 
 def mark_products_for_reembedding(product_ids: Iterable[int]) -> int:
-    """Flag products and their photos dirty; the indexer picks them up after commit."""
-    from search.signals import enqueue_after_commit
-
+    """Flag products and their photos dirty, and say so (`reembedding_requested`): the
+    indexer listens and sends the work after commit."""
     ids = list(product_ids)
     with transaction.atomic():
         count, image_ids = flag_for_reembedding(ids)
-        enqueue_after_commit(product_ids=ids, image_ids=image_ids)
+        reembedding_requested.send(sender=Product, product_ids=ids, image_ids=image_ids)
     return count

@@ -16,7 +16,7 @@ content of the image weights, so new weights never reuse an old graph. A new ses
 is checked against eager on a fixed input before it serves; if that check or the
 export fails, the model keeps running eager and says so in the log.
 
-Build the session in the process that uses it (as search/engine.py loads models: per
+Build the session in the process that uses it (as indexing/engine.py loads models: per
 web or Celery worker, after the fork): ONNX Runtime's thread pool does not survive fork.
 """
 

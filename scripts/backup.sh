@@ -23,8 +23,8 @@ tar -C "$MEDIA_ROOT" -cf "$DEST/media.tar" .
 "$PY" - "$DATABASE_URL" "$MEDIA_ROOT" "$DEST/manifest.json" <<'PYEOF'
 import json, pathlib, sys, datetime, psycopg
 url, media, out = sys.argv[1:]
-tables = ["catalog_category", "catalog_product", "catalog_productimage", "search_modelversion",
-          "search_imageembedding", "search_productembedding"]
+tables = ["catalog_category", "catalog_product", "catalog_productimage", "indexing_modelversion",
+          "indexing_imageembedding", "indexing_productembedding"]
 counts = {}
 with psycopg.connect(url) as conn:
     for table in tables:

@@ -25,11 +25,11 @@ from django.db import connection, transaction
 
 from catalog.choices import Gemstone, Metal, gemstone_from_text, metal_from_text
 from catalog.models import Category, Product, ProductImage
+from indexing.engine import active_version, model_for_version
+from indexing.models import ModelVersion
+from indexing.vector_index import TABLES, capabilities
 
 from . import ranking
-from .engine import active_version, model_for_version
-from .models import ModelVersion
-from .vector_index import capabilities
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _nearest(
     exclude_product: int | None = None,
 ) -> list[Hit]:
     """Nearest rows of one index. `exact` scans the filtered subset without the graph."""
-    table = "search_imageembedding" if kind == "image" else "search_productembedding"
+    table = TABLES[kind]
     image_column = "e.image_id" if kind == "image" else "NULL::bigint"
     where, params = filters.sql()
     if exclude_product is not None:
@@ -302,7 +302,7 @@ def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int,
     literal = _vector_literal(vector)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT product_id, 1 - (embedding <=> %s::vector) FROM search_productembedding "
+            f"SELECT product_id, 1 - (embedding <=> %s::vector) FROM {TABLES['product']} "
             f"WHERE model_version_id = {int(version.pk)} AND product_id = ANY(%s)",
             [literal, ids],
         )
@@ -312,7 +312,7 @@ def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int,
         if missing_image:
             cursor.execute(
                 "SELECT DISTINCT ON (product_id) product_id, image_id, 1 - (embedding <=> %s::vector) AS similarity "
-                f"FROM search_imageembedding WHERE model_version_id = {int(version.pk)} AND product_id = ANY(%s) "
+                f"FROM {TABLES['image']} WHERE model_version_id = {int(version.pk)} AND product_id = ANY(%s) "
                 "ORDER BY product_id, similarity DESC",
                 [literal, missing_image],
             )
@@ -354,7 +354,7 @@ def search(query: SearchQuery) -> SearchResponse:
     t = time.perf_counter()
     signal_kwargs: dict = {}
     if query.similar_to is not None:
-        from .models import ProductEmbedding
+        from indexing.models import ProductEmbedding
 
         row = (
             ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
@@ -449,7 +449,7 @@ def warm_up() -> str:
     not pay for model loading and lazy initialisation."""
     from PIL import Image
 
-    from .engine import load_search_model
+    from indexing.engine import load_search_model
 
     version = active_version(create=False)
     model = model_for_version(version) if version else load_search_model()

@@ -6,36 +6,19 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.models import Product
 from catalog.uploads import UploadError, check_image_upload, read_upload
 
 from .forms import SearchForm
-from .health import check_broker, check_database, check_worker
 from .query import SearchQuery, SearchUnavailable, search
 
 logger = logging.getLogger(__name__)
 QUERY_PHOTO_SECONDS = 3600
 SIMILAR_ON_PRODUCT_PAGE = 8
-
-
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    from .indexing import index_status
-
-    body = {"database": check_database(), "broker": check_broker(), "worker": "unknown"}
-    if body["database"] != "ok":
-        return JsonResponse(body, status=503, headers={"Retry-After": "5"})
-    body["worker"] = check_worker() if body["broker"] == "ok" else "error: broker unavailable"
-    status = index_status()
-    status.pop("backfilling", None)
-    body.update(status)
-    return JsonResponse(body)
 
 
 def _photo_key(ref: str) -> str:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from search.views import healthz
+from shop_search.health import healthz
 from shop_search.security import serve_product_photo
 
 admin.site.site_header = "shop-search: catalog"
@@ -10,7 +10,7 @@ admin.site.site_title = "shop-search admin"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("search.api.urls", namespace="v1")),
+    path("api/v1/", include("partners.urls", namespace="v1")),
     path("", include("search.urls")),
     # Product photos: stored under random names outside code and static paths.
     # Served with their exact image type, nosniff and a sandboxing CSP (shop_search/security.py).

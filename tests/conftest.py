@@ -153,3 +153,32 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     return predicate()
+
+
+@pytest.fixture
+def version(db):
+    from indexing.engine import active_version
+
+    return active_version()
+
+
+DEFAULT_MODEL = "effnet-lite2-minilm"
+
+
+@pytest.fixture
+def demo_catalog(db, settings, redis_client):
+    """Real demo products embedded with the real default model (packaged weights): for
+    tests that a shopper's photo finds its product, which a random tiny model cannot show."""
+    from django.core.management import call_command
+
+    from catalog.models import Product, ProductImage
+    from indexing.services import index_catalog
+
+    def build(limit: int = 30) -> list[Product]:
+        settings.SEARCH_MODEL = DEFAULT_MODEL
+        call_command("load_demo_catalog", limit=limit, verbosity=0)
+        products = list(Product.objects.order_by("sku"))
+        index_catalog([p.pk for p in products], list(ProductImage.objects.values_list("pk", flat=True)))
+        return products
+
+    return build

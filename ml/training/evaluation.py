@@ -91,7 +91,7 @@ def evaluate_model(
     flat_views = view_feats.reshape(-1, view_feats.shape[-1])
     owner = np.repeat(np.arange(len(val)), views)  # query -> position in val
     fused_all = _fuse_pairs(model, photo, product_text)
-    # As served (search/indexing.py + search/query.py): every catalog photo also has its own
+    # As served (indexing/services.py + search/query.py): every catalog photo also has its own
     # photo-only fused vector, and a photo-only query scores a product by the max of the two
     # cosines; a query with words by the product vector alone.
     fused_photo = model.fuse([FusionInput(image_features=row[None, :]) for row in photo])

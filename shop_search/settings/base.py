@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -34,7 +36,7 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
-INSTALLED_APPS = [
+DJANGO_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -42,16 +44,33 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+]
+THIRD_PARTY_APPS = [
     "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
-    "catalog",
-    "search",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc served from our own static files
+    "django_filters",
+    "csp",
+    "axes",
 ]
+# Dependencies point one way: partners, search -> indexing -> catalog; all may use ml.
+LOCAL_APPS = [
+    "catalog",
+    "indexing",
+    "search",
+    "partners",
+    "shop_search.apps.ShopSearchConfig",  # the last: start-up checks
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Headers and CSP, then the request-body cap before anything reads the body (CSRF
+    # reads request.POST): shop_search/security.py.
+    "shop_search.security.ContentSecurityPolicyMiddleware",
+    "shop_search.security.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +79,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # An outage of the database or the model is a 503 with Retry-After, never a 500.
+    "shop_search.middleware.ServiceUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "shop_search.urls"
@@ -156,10 +178,13 @@ HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 # Where the image backbone runs (ml.accel): "onnx" (ONNX Runtime, several times eager on
 # 2 cores, vectors equal to eager's to ~1e-6: docs/performance.md) or "eager" (PyTorch,
-# the reference). Read by search/engine.py when it loads a model.
+# the reference). Read by indexing/engine.py when it loads a model.
 SEARCH_INFERENCE_BACKEND = env("SEARCH_INFERENCE_BACKEND", "onnx")
 
 # --- Search and re-ranking -------------------------------------------------------------------
+# The shop's product page, by URL name: catalog's `Product.get_absolute_url` reads it, so the
+# domain never imports the app that serves its pages.
+CATALOG_PRODUCT_URL_NAME = "search:product"
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
 # Rows fetched from each HNSW index per wanted product, before grouping by product.
@@ -193,14 +218,14 @@ CELERY_TASK_PUBLISH_RETRY = False
 # Each worker process holds a model and runs it on TORCH_THREADS threads. On 2 cores,
 # 2 processes x 1 thread embed faster than 1 x 2 (35 vs 28 photos/s, docs/performance.md).
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
-# A prefork child loads and warms the model before its first task (search/tasks.py).
+# A prefork child loads and warms the model before its first task (indexing/tasks.py).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
 # A task still running when the broker connection drops finishes its work: a redelivered
-# copy finds its rows done and costs one query (search/indexing.py).
+# copy finds its rows done and costs one query (indexing/services.py).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-dirty-index-rows": {
-        "task": "search.tasks.sweep_index_task",
+        "task": "indexing.tasks.sweep_index_task",
         "schedule": INDEX_SWEEP_INTERVAL_SECONDS,
         # A sweep that waited behind a backlog longer than one interval is dropped.
         "options": {"expires": INDEX_SWEEP_INTERVAL_SECONDS},
@@ -217,26 +242,25 @@ LOGGING = {
 }
 
 # --- REST API ----------------------------------------------------------------------------
-# The partner API under /api/v1/ (search/api/). Every policy lives here, not in the views.
-INSTALLED_APPS += ["search.api", "drf_spectacular_sidecar"]  # keys; Swagger/Redoc served locally
+# The partner API under /api/v1/ (partners/). Every policy lives here, not in the views.
 
 # Per API key, counted in the shared Redis cache. Search runs the model: it is the scarce one.
 API_SEARCH_RATE = env("API_SEARCH_RATE", "60/min")
 API_CATALOG_RATE = env("API_CATALOG_RATE", "600/min")
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["search.api.auth.APIKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["search.api.auth.HasKeyScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["search.api.throttles.APIKeyRateThrottle"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["partners.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["partners.auth.HasKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["partners.throttles.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"search": API_SEARCH_RATE, "catalog": API_CATALOG_RATE},
-    "DEFAULT_PAGINATION_CLASS": "search.api.pagination.KeysetPagination",
+    "DEFAULT_PAGINATION_CLASS": "partners.pagination.KeysetPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.NamespaceVersioning",
     "DEFAULT_VERSION": "v1",
     "ALLOWED_VERSIONS": ["v1"],
-    "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "partners.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["search.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["partners.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -276,23 +300,6 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Security ----------------------------------------------------------------------------
 # Headers, CSP, the admin login rate limit and the request-body cap (shop_search/security.py).
-from datetime import timedelta  # noqa: E402
-
-from csp.constants import NONE, SELF, UNSAFE_INLINE  # noqa: E402
-
-INSTALLED_APPS += ["csp", "axes", "shop_search.apps.ShopSearchConfig"]  # the last: start-up checks
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "shop_search.security.ContentSecurityPolicyMiddleware",
-)
-# Before anything reads the body (CSRF reads request.POST).
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("shop_search.security.ContentSecurityPolicyMiddleware") + 1,
-    "shop_search.security.RequestBodyLimitMiddleware",
-)
-# An outage of the database or the model is a 503 with Retry-After, never a 500.
-MIDDLEWARE.append("shop_search.middleware.ServiceUnavailableMiddleware")
-MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as django-axes asks
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -5,13 +5,7 @@ import pytest
 from django.conf import settings
 
 from catalog.models import Category, Product
-from search.engine import active_version
-from search.models import ProductEmbedding
-
-
-@pytest.fixture
-def version(db):
-    return active_version()
+from indexing.models import ProductEmbedding
 
 
 @pytest.fixture
@@ -53,27 +47,5 @@ def synthetic_catalog(version):
             batch_size=1000,
         )
         return products, vectors
-
-    return build
-
-
-DEFAULT_MODEL = "effnet-lite2-minilm"
-
-
-@pytest.fixture
-def demo_catalog(db, settings, redis_client):
-    """Real demo products embedded with the real default model (packaged weights): for
-    tests that a shopper's photo finds its product, which a random tiny model cannot show."""
-    from django.core.management import call_command
-
-    from catalog.models import ProductImage
-    from search.indexing import index_catalog
-
-    def build(limit: int = 30) -> list[Product]:
-        settings.SEARCH_MODEL = DEFAULT_MODEL
-        call_command("load_demo_catalog", limit=limit, verbosity=0)
-        products = list(Product.objects.order_by("sku"))
-        index_catalog([p.pk for p in products], list(ProductImage.objects.values_list("pk", flat=True)))
-        return products
 
     return build

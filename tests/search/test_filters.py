@@ -11,8 +11,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from indexing.vector_index import capabilities
 from search.query import Filters, retrieve
-from search.vector_index import capabilities
 
 pytestmark = [pytest.mark.django_db, pytest.mark.pgvector_compat]
 

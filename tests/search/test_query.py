@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from catalog.models import ProductImage
-from search.indexing import index_catalog
+from indexing.services import index_catalog
 from search.query import Filters, SearchQuery, _query_cache_key, search
 from tests.conftest import make_photo
 from tests.factories import ProductFactory

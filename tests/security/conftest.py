@@ -30,7 +30,7 @@ def media_files() -> set[str]:
 def catalog_snapshot() -> dict:
     """Everything a refused upload must leave exactly as it was."""
     from catalog.models import Category, Product, ProductImage
-    from search.models import ImageEmbedding, ProductEmbedding
+    from indexing.models import ImageEmbedding, ProductEmbedding
 
     return {
         "categories": Category.objects.count(),

@@ -116,8 +116,8 @@ from decimal import Decimal
 from django.core.management import call_command
 from catalog.models import ProductImage
 from catalog.services import ProductData, add_product_image_bytes, upsert_product
-from search.engine import active_version
-from search.indexing import index_catalog
+from indexing.engine import active_version
+from indexing.services import index_catalog
 from tests.conftest import make_photo
 call_command("migrate", verbosity=0)
 active_version()

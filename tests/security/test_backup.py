@@ -53,7 +53,7 @@ def test_backup_then_restore_into_a_new_database_gives_the_same_catalog(tmp_path
         assert "pginstall/bin/pg_dump" in result.stderr  # PostgreSQL 16's own pg_dump, not the machine's 15
         manifest = json.loads((backup_dir / "manifest.json").read_text())
         assert manifest["rows"]["catalog_product"] == 6
-        assert manifest["rows"]["search_imageembedding"] == 6
+        assert manifest["rows"]["indexing_imageembedding"] == 6
         assert manifest["media_files"] == 6
 
         stack.postgres.psql("CREATE DATABASE restored;")

@@ -138,9 +138,9 @@ def test_missing_weights_fail_manage_py_check_naming_the_file(tmp_path):
 
 @pytest.mark.django_db
 def test_model_that_cannot_load_makes_search_503_not_500(client, monkeypatch, redis_client):
+    from indexing.engine import active_version
     from ml.errors import ModelLoadError
     from search import query
-    from search.engine import active_version
 
     active_version()
 
@@ -162,9 +162,9 @@ def test_a_broken_photo_does_not_fail_its_batch_mates(settings, redis_client):
     from pathlib import Path
 
     from catalog.models import ProductImage
-    from search.engine import active_version
-    from search.indexing import index_catalog
-    from search.models import ImageEmbedding, ProductEmbedding
+    from indexing.engine import active_version
+    from indexing.models import ImageEmbedding, ProductEmbedding
+    from indexing.services import index_catalog
     from tests.factories import ProductFactory
 
     from .corpus import _png_header_only

@@ -19,7 +19,7 @@ SECONDS = float(os.environ.get("LOAD_TEST_SECONDS", "60"))
 
 CREATE_KEY = """
 import django; django.setup()
-from search.api.models import PartnerAPIKey
+from partners.models import PartnerAPIKey
 print(PartnerAPIKey.objects.create_key(name="load", scopes=["search"])[1])
 """
 

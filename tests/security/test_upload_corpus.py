@@ -218,7 +218,7 @@ def _api_search_url() -> str | None:
 def api_client(db):
     from django.test import Client
 
-    from search.api.models import PartnerAPIKey
+    from partners.models import PartnerAPIKey
 
     _, key = PartnerAPIKey.objects.create_key(name="corpus", scopes=["search"])
     return Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
@@ -230,7 +230,7 @@ def test_api_search_upload(api_client, sample: Sample):
     url = _api_search_url()
     if url is None:
         pytest.skip("the partner API has no /api/v1/search/ endpoint yet")
-    from search.engine import active_version
+    from indexing.engine import active_version
 
     active_version()  # the tiny test model serves (an empty catalog): accepted files get 200
     before = catalog_snapshot()

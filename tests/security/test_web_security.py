@@ -16,7 +16,7 @@ from django.db import DataError
 from django.test import Client
 
 from catalog.models import Category, Product, ProductImage
-from search.indexing import index_catalog
+from indexing.services import index_catalog
 from search.query import Filters, SearchQuery, search
 from tests.conftest import ROOT, make_photo
 from tests.factories import ProductFactory
@@ -210,7 +210,7 @@ def test_login_rate_limit_counts_the_client_behind_trusted_proxies(settings):
         "/admin/",
         "/admin/catalog/product/",
         "/admin/auth/user/",
-        "/admin/search_api/partnerapikey/",
+        "/admin/partners/partnerapikey/",
         "/admin/catalog/product/add/",
     ],
 )
@@ -313,7 +313,7 @@ HOSTILE = [
 
 @pytest.fixture
 def indexed_catalog(redis_client):
-    from search.engine import active_version
+    from indexing.engine import active_version
 
     active_version()
     products = [ProductFactory(sku=f"RING-{i}", title=f"Gold ring {i}", photos=[200 + i]) for i in range(4)]
@@ -356,7 +356,7 @@ def test_hostile_filter_values_on_the_page_are_400_and_change_nothing(client, in
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_filter_values_on_the_api_are_400_and_change_nothing(indexed_catalog, value):
-    from search.api.models import PartnerAPIKey
+    from partners.models import PartnerAPIKey
 
     _, key = PartnerAPIKey.objects.create_key(name="hostile", scopes=["search", "catalog"])
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from catalog.importing import CSV_COLUMNS, import_catalog_csv
-from search.signals import batched_index_tasks
+from catalog.signals import bulk_change
 
 # Exit status, so a script or a cron job can tell what happened (1: bad arguments or file).
 SOME_ROWS_FAILED = 3
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             rows = max(0, sum(1 for _ in handle) - 1)
         # Indexing tasks of EMBED_IMAGE_BATCH_SIZE photos as rows commit, not one per row.
         quiet = options["verbosity"] == 0
-        with batched_index_tasks(), tqdm(total=rows, unit="row", desc="import", disable=quiet) as bar:
+        with bulk_change(), tqdm(total=rows, unit="row", desc="import", disable=quiet) as bar:
             try:
                 summary = import_catalog_csv(csv_file, images_root, progress=bar.update)
             except ValueError as exc:

@@ -10,9 +10,9 @@ from tqdm import tqdm
 
 from catalog.models import DemoCatalogSeed, Product
 from catalog.services import ProductData, sync_product_images, upsert_product
+from catalog.signals import bulk_change
 from catalog.uploads import check_image_upload
 from ml.data.giva import GivaNotInstalled, load_products, product_image_bytes
-from search.signals import batched_index_tasks
 
 
 def demo_product_data(item) -> ProductData:
@@ -78,7 +78,7 @@ class Command(BaseCommand):
             present = set(Product.objects.filter(sku__in=[item.sku for item in items]).values_list("sku", flat=True))
             items = [item for item in items if item.sku not in present]
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        with batched_index_tasks():  # indexing tasks of EMBED_IMAGE_BATCH_SIZE photos, not one per product
+        with bulk_change():  # indexing sends tasks of EMBED_IMAGE_BATCH_SIZE photos, not one per product
             for item in tqdm(items, unit="product", desc="demo catalog", disable=options["verbosity"] == 0):
                 with transaction.atomic():
                     product, outcome = upsert_product(demo_product_data(item))
