@@ -6,11 +6,13 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from partners.errors import error_body
+
 API_PREFIX = "/api/"
 
 
 def _api_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

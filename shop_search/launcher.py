@@ -227,6 +227,11 @@ def report_indexing(base: str, last: dict) -> None:
     if not last.get("healthy", True):
         log.info("the shop answers again")
     last["healthy"] = True
+    missing = health.get("photos_missing", 0)
+    if missing != last.get("missing", 0):
+        if missing:
+            log.warning("%d photos have no file in the media folder: import those products again", missing)
+        last["missing"] = missing
     pending, images, embedded = health.get("pending", 0), health.get("images", 0), health.get("embedded_images", 0)
     now = time.monotonic()
     if pending and now - last.get("said_at", 0) >= PROGRESS_EVERY_SECONDS * 2:

@@ -19,3 +19,9 @@ urlpatterns = [
         serve_product_photo,
     ),
 ]
+
+# DEBUG off: styled pages for the shop, the API's JSON error shape under /api/ (any version).
+handler400 = "shop_search.errors.bad_request"
+handler403 = "shop_search.errors.permission_denied"
+handler404 = "shop_search.errors.page_not_found"
+handler500 = "shop_search.errors.server_error"

@@ -4,12 +4,16 @@ file went missing are flagged and repaired by importing again."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
+from django.core.management import call_command
 from django.db import connection
 
 from catalog.models import Product, ProductImage
@@ -79,6 +83,11 @@ def test_a_photo_whose_file_is_missing_is_flagged_and_restored_by_importing_agai
 
     assert [row.pk for row in missing_photo_files()] == [image.pk]
     assert "photo file missing" in admin_client.get("/admin/catalog/product/").content.decode()
+    out = StringIO()
+    call_command("index_status", "--json", stdout=out)
+    assert json.loads(out.getvalue())["photos_missing"] == 1
+    cache.delete("healthz:photos-missing")
+    assert admin_client.get("/healthz").json()["photos_missing"] == 1
 
     out, _ = run_import(csv_path, photos)
 
@@ -87,4 +96,6 @@ def test_a_photo_whose_file_is_missing_is_flagged_and_restored_by_importing_agai
     assert Path(image.image.path).is_file()
     assert image.embedding_dirty  # embedded again from the restored file
     assert missing_photo_files() == []
+    cache.delete("healthz:photos-missing")
+    assert admin_client.get("/healthz").json()["photos_missing"] == 0
     assert "photo file missing" not in admin_client.get("/admin/catalog/product/").content.decode()
