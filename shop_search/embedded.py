@@ -42,7 +42,7 @@ def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False):
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop" if stop_on_exit else None)
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    server.psql("SET client_min_messages TO WARNING; CREATE EXTENSION IF NOT EXISTS vector;")
     return server, postgres_url(data_dir)
 
 

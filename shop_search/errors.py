@@ -15,9 +15,13 @@ def _api_error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status)
 
 
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    return _api_error(404, "not_found", f"No API endpoint at {request.path}; the API lives under /api/v1/.")
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith(API_PREFIX):
-        return _api_error(404, "not_found", f"No API endpoint at {request.path}; the API lives under /api/v1/.")
+        return api_not_found(request)
     return defaults.page_not_found(request, exception)
 
 
