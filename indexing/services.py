@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from catalog import searchable
 from catalog.models import Product, ProductImage
+from catalog.services import missing_photo_files
 
 from .engine import active_version, model_for_version, versions_to_index
 from .models import ImageEmbedding, ModelVersion, ProductEmbedding
@@ -452,7 +453,9 @@ def outstanding_counts(version: ModelVersion | None = None, products=None) -> tu
     )
 
 
-def index_status() -> dict:
+def index_status(*, check_files: bool = True) -> dict:
+    """Counts for `index_status` and /healthz; check_files also looks for photos whose file
+    is gone from the media storage (a stat per photo: /healthz caches it)."""
     version = active_version(create=False)
     products = Product.objects.count()
     images = ProductImage.objects.count()
@@ -463,7 +466,7 @@ def index_status() -> dict:
     failed = (
         Product.objects.exclude(embedding_error="").count() + ProductImage.objects.exclude(embedding_error="").count()
     )
-    return {
+    status = {
         "products": products,
         "images": images,
         "embedded_images": embedded,
@@ -474,6 +477,9 @@ def index_status() -> dict:
             ModelVersion.objects.filter(state=ModelVersion.State.BACKFILLING).values_list("version", flat=True)
         ),
     }
+    if check_files:
+        status["photos_missing"] = len(missing_photo_files())
+    return status
 
 
 def backfill_progress(version: ModelVersion) -> tuple[int, int]:

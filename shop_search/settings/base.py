@@ -360,3 +360,9 @@ AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # --- end Security ------------------------------------------------------------------------
+
+# --- Operations (start-up, demo data) ------------------------------------------------------
+# `make run` seeds the demo catalogue once, into an empty catalogue; DEMO_CATALOG=0 starts
+# an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
+DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
+# --- end Operations ------------------------------------------------------------------------
