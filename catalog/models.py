@@ -19,11 +19,11 @@ from django.utils import timezone
 from .choices import Currency, Gemstone, IndexState, Metal
 from .db import lock_photo_content
 from .photos import delete_file_after_commit, stored_file_hash
+from .searchable import text_source_fields
 from .uploads import FORMAT_EXTENSIONS
 from .validators import SKU_DATABASE_REGEX, SKU_MAX_LENGTH, SKU_RULE, validate_sku
 
 logger = logging.getLogger(__name__)
-TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
 
 class Category(models.Model):
@@ -61,7 +61,7 @@ class Product(DirtyTracking):
         blank=True,
         default="",
         editable=False,
-        help_text="The SKU as it was stored before the SKU rule (migration 0003 rewrote it); empty if it complied",
+        help_text="The SKU as it was stored before the SKU rule (migration 0004 rewrote it); empty if it complied",
     )
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
@@ -131,7 +131,7 @@ class Product(DirtyTracking):
         return instance
 
     def _text_signature(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in TEXT_FIELDS)
+        return tuple(getattr(self, name, None) for name in text_source_fields())
 
     @property
     def in_stock(self) -> bool:
@@ -186,7 +186,9 @@ class ProductImage(DirtyTracking):
             self.content_hash = hashlib.sha256(self.image.read()).hexdigest()
             self.image.seek(0)
         # A new photo, or a replaced file, must be embedded; reordering needs nothing.
-        if self.content_hash != getattr(self, "_loaded_hash", None):
+        # Loaded without its hash (.only()): the stored one is the one it was loaded with.
+        loaded_hash = getattr(self, "_loaded_hash", self.content_hash if self.pk else None)
+        if self.content_hash != loaded_hash:
             self.mark_dirty()
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {
@@ -216,8 +218,11 @@ class ProductImage(DirtyTracking):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance._loaded_hash = instance.content_hash
-        instance._loaded_name = instance.image.name
+        # Only what was loaded: reading a deferred field here would query (and recurse).
+        if "content_hash" in instance.__dict__:
+            instance._loaded_hash = instance.content_hash
+        if "image" in instance.__dict__:
+            instance._loaded_name = instance.image.name
         return instance
 
     def _reuse_stored_file(self) -> bool:
@@ -229,3 +234,24 @@ class ProductImage(DirtyTracking):
         self.image.name = name
         self.image._committed = True
         return True
+
+    @property
+    def file_missing(self) -> bool:
+        """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
+        return not self.image or not self.image.storage.exists(self.image.name)
+
+
+class DemoCatalogSeed(models.Model):
+    """Start-up seeds the demo catalogue once, into an empty catalogue, and records it
+    here: from then on the merchant's edits and deletions are theirs to keep. Only
+    `manage.py load_demo_catalog` (explicit) or `make clean-data` brings it back."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    products = models.PositiveIntegerField(default=0, help_text="0: the catalogue was not empty, nothing was seeded")
+
+    class Meta:
+        verbose_name = "demo catalogue seed"
+
+    def __str__(self) -> str:
+        return f"demo catalogue seeded {self.started_at:%Y-%m-%d} ({self.products} products)"

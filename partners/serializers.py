@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from catalog import searchable
 from catalog.choices import Currency, Gemstone, Metal
 from catalog.models import Category, Product, ProductImage
 from catalog.uploads import CheckedImage, UploadError, check_image_upload, read_upload
@@ -19,50 +20,71 @@ from search.query import Filters, SearchQuery, SearchResponse
 
 from .errors import APIError, upload_rejected
 
-MAX_TEXT_LENGTH = 300
-
-
 # --- requests ----------------------------------------------------------------------------
 
 
+def filter_fields() -> dict[str, serializers.Field]:
+    """The API's filter fields, one per declared attribute (catalog/searchable.py)."""
+    fields: dict[str, serializers.Field] = {}
+    for attribute in searchable.filters():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            fields[attribute.name] = serializers.SlugField(
+                required=False, max_length=100, help_text="A category slug (see /categories/)."
+            )
+        elif attribute.kind is searchable.FilterKind.CHOICE:
+            assert attribute.choices is not None
+            fields[attribute.name] = serializers.ChoiceField(
+                choices=attribute.choices.choices, required=False, help_text=f"{attribute.label}."
+            )
+        elif attribute.kind is searchable.FilterKind.RANGE:
+            low, high = attribute.params
+            for param, bound in ((low, "Lowest"), (high, "Highest")):
+                fields[param] = serializers.DecimalField(
+                    max_digits=12,
+                    decimal_places=2,
+                    min_value=Decimal(0),
+                    required=False,
+                    help_text=f"{bound} {attribute.label.lower()}.",
+                )
+        else:
+            fields[attribute.name] = serializers.BooleanField(
+                required=False, default=False, help_text=f"{attribute.label}."
+            )
+    return fields
+
+
 class CatalogFiltersSerializer(serializers.Serializer):
-    """Filters shared by search and the product list."""
+    """Filters shared by search and the product list: the declared attributes."""
 
-    category = serializers.SlugField(required=False, max_length=100, help_text="A category slug (see /categories/).")
-    metal = serializers.ChoiceField(choices=Metal.choices, required=False)
-    gemstone = serializers.ChoiceField(choices=Gemstone.choices, required=False)
-    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
-    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
-    in_stock = serializers.BooleanField(required=False, default=False, help_text="Only products in stock.")
-
-    def validate_category(self, slug: str) -> str:
-        if not Category.objects.filter(slug=slug).exists():
-            raise serializers.ValidationError(f"No category with the slug {slug!r}.", code="unknown_category")
-        return slug
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**filter_fields(), **super().get_fields()}
 
     def validate(self, attrs: dict) -> dict:
-        low, high = attrs.get("price_min"), attrs.get("price_max")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"price_min": ["The minimum price is above the maximum price."]})
+        for attribute in searchable.filters():
+            value = attrs.get(attribute.name)
+            is_category = attribute.kind is searchable.FilterKind.CATEGORY
+            if is_category and value and not Category.objects.filter(slug=value).exists():
+                raise serializers.ValidationError(
+                    {attribute.name: [f"No category with the slug {value!r}."]}, code="unknown_category"
+                )
+            if attribute.kind is searchable.FilterKind.RANGE:
+                low, high = (attrs.get(param) for param in attribute.params)
+                if low is not None and high is not None and low > high:
+                    label = attribute.label.lower()
+                    raise serializers.ValidationError(
+                        {attribute.params[0]: [f"The minimum {label} is above the maximum {label}."]}
+                    )
         return attrs
 
     def to_filters(self) -> Filters:
-        data = self.validated_data
-        return Filters(
-            category=data.get("category"),
-            metal=data.get("metal"),
-            gemstone=data.get("gemstone"),
-            price_min=data.get("price_min"),
-            price_max=data.get("price_max"),
-            in_stock=bool(data.get("in_stock")),
-        )
+        return Filters.from_data(self.validated_data)
 
 
 class SearchParamsSerializer(CatalogFiltersSerializer):
     text = serializers.CharField(
         required=False,
         allow_blank=True,
-        max_length=MAX_TEXT_LENGTH,
+        max_length=settings.SEARCH_MAX_QUERY_CHARS,
         default="",
         help_text="Words to search for, e.g. 'rose gold oval sapphire ring'.",
     )

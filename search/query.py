@@ -15,15 +15,16 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from catalog.choices import Gemstone, Metal, gemstone_from_text, metal_from_text
+from catalog import searchable
 from catalog.models import Category, Product, ProductImage
 from indexing.engine import active_version, model_for_version
 from indexing.models import ModelVersion
@@ -35,51 +36,77 @@ logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SECONDS = 24 * 3600
 CATEGORY_NEIGHBOURS = 10
+# Filtered retrieval on pgvector without iterative scans: over-fetch rounds, each this many
+# times larger, until this many times the first fetch, then an exact scan of the subset.
 MAX_FETCH_ROUNDS = 4
+FETCH_GROWTH = 4
+MAX_OVERFETCH = 20
+# The graph is walked with at most this ef_search (pgvector's own ceiling is 1000).
+MAX_EF_SEARCH = 1000
+# Selectivity is never taken below this, so an almost-empty filter cannot ask for the world.
+MIN_SELECTIVITY = 1e-4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Filters:
-    category: str | None = None  # slug
-    metal: str | None = None
-    gemstone: str | None = None
-    price_min: Decimal | None = None
-    price_max: Decimal | None = None
-    in_stock: bool = False
+    """The shopper's filters, by the parameter names of the declaration
+    (catalog/searchable.py): ``Filters(category="ring", price_max=Decimal(500))``."""
+
+    items: tuple[tuple[str, Any], ...]
+
+    def __init__(self, **values: Any) -> None:
+        known = searchable.filter_params()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise TypeError(f"unknown filters {unknown}: the declared ones are {list(known)}")
+        kept = tuple((name, values[name]) for name in known if values.get(name) not in (None, "", False))
+        object.__setattr__(self, "items", kept)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Filters:
+        """The declared filters found in cleaned form or serializer data."""
+        return cls(**{name: data.get(name) for name in searchable.filter_params()})
+
+    def get(self, name: str) -> Any:
+        return dict(self.items).get(name)
 
     def is_empty(self) -> bool:
-        return not any(
-            [
-                self.category,
-                self.metal,
-                self.gemstone,
-                self.price_min is not None,
-                self.price_max is not None,
-                self.in_stock,
-            ]
-        )
+        return not self.items
 
     def sql(self) -> tuple[str, list]:
         """Conditions on `p` (catalog_product), always parameterised."""
         clauses, params = ["p.is_active"], []
-        if self.category:
-            clauses.append("p.category_id IN (SELECT id FROM catalog_category WHERE slug = %s)")
-            params.append(self.category)
-        if self.metal:
-            clauses.append("p.metal = %s")
-            params.append(self.metal)
-        if self.gemstone:
-            clauses.append("p.gemstone = %s")
-            params.append(self.gemstone)
-        if self.price_min is not None:
-            clauses.append("p.price >= %s")
-            params.append(self.price_min)
-        if self.price_max is not None:
-            clauses.append("p.price <= %s")
-            params.append(self.price_max)
-        if self.in_stock:
-            clauses.append("p.stock > 0")
+        values = dict(self.items)
+        for attribute in searchable.filters():
+            for clause, args in _conditions(attribute, values):
+                clauses.append(clause)
+                params.extend(args)
         return " AND ".join(clauses), params
+
+
+def _column(attribute: searchable.Attribute) -> str:
+    return "p." + Product._meta.get_field(attribute.name).column
+
+
+def _conditions(attribute: searchable.Attribute, values: Mapping[str, Any]) -> Iterator[tuple[str, list]]:
+    """The SQL of one declared filter, for the values given (nothing when it is not set)."""
+    kind = attribute.kind
+    if kind is searchable.FilterKind.RANGE:
+        low, high = (values.get(param) for param in attribute.params)
+        if low is not None:
+            yield f"{_column(attribute)} >= %s", [low]
+        if high is not None:
+            yield f"{_column(attribute)} <= %s", [high]
+        return
+    value = values.get(attribute.name)
+    if value is None:
+        return
+    if kind is searchable.FilterKind.CATEGORY:
+        yield "p.category_id IN (SELECT id FROM catalog_category WHERE slug = %s)", [value]
+    elif kind is searchable.FilterKind.FLAG:
+        yield attribute.condition, []
+    else:
+        yield f"{_column(attribute)} = %s", [value]
 
 
 @dataclass
@@ -191,7 +218,8 @@ def _nearest(
     with transaction.atomic(), connection.cursor() as cursor:
         if not exact:
             cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.HNSW_EF_SEARCH, min(limit, 1000)))]
+                "SELECT set_config('hnsw.ef_search', %s, true)",
+                [str(max(settings.HNSW_EF_SEARCH, min(limit, MAX_EF_SEARCH)))],
             )
             if capabilities().iterative_scan and not filters.is_empty():
                 cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
@@ -229,7 +257,7 @@ def retrieve(
             strategy = "hnsw-iterative"
         else:
             total = max(1, Product.objects.filter(is_active=True).count())
-            selectivity = max(total_matching / total, 1e-4)
+            selectivity = max(total_matching / total, MIN_SELECTIVITY)
             wanted = math.ceil(wanted / selectivity)
             strategy = "hnsw-overfetch"
     limit = wanted
@@ -251,8 +279,8 @@ def retrieve(
             total_matching = _matching_products(filters) - (1 if exclude_product else 0)
         if len(grouped) >= total_matching:
             return grouped, strategy
-        limit *= 4
-        if limit > 20 * wanted:  # the graph ran dry under this filter: scan the subset
+        limit *= FETCH_GROWTH
+        if limit > MAX_OVERFETCH * wanted:  # the graph ran dry under this filter: scan the subset
             exact, strategy = True, strategy + "+exact"
     return grouped, strategy
 
@@ -260,25 +288,26 @@ def retrieve(
 # --- signals and re-ranking ------------------------------------------------------------
 
 
-def _category_names() -> dict[str, str]:
-    return {name.lower(): name for name in Category.objects.values_list("name", flat=True)}
-
-
-def text_signals(text: str) -> dict:
-    """What a typed query names: a category, a metal, a gemstone."""
-    signals: dict = {}
-    words = ranking.tokens(text)
+def _category_in_words(words: frozenset[str]) -> str | None:
+    """The shop's category the words name ("rings" -> Ring), if any."""
     stems = {w[:-1] if w.endswith("s") else w for w in words}
-    for lowered, name in _category_names().items():
-        if lowered in words or lowered in stems:
-            signals["category"] = {name: 1.0}
-            break
-    metal = metal_from_text(text)
-    if metal != Metal.OTHER:
-        signals["metal"] = metal
-    gemstone = gemstone_from_text(text)
-    if gemstone not in (Gemstone.OTHER, Gemstone.NONE):
-        signals["gemstone"] = gemstone
+    for name in Category.objects.values_list("name", flat=True):
+        if name.lower() in words or name.lower() in stems:
+            return name
+    return None
+
+
+def text_signals(text: str) -> dict[str, dict[str, float]]:
+    """What a typed query names, per declared attribute: {"metal": {"rose_gold": 1.0}, ...}."""
+    signals: dict[str, dict[str, float]] = {}
+    words = ranking.tokens(text)
+    for attribute in searchable.boosted():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            value = _category_in_words(words)
+        else:
+            value = attribute.from_words(text) if attribute.from_words else None
+        if value:
+            signals[attribute.name] = {value: 1.0}
     return signals
 
 
@@ -329,87 +358,88 @@ def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) 
         parts.append(f"{max(0.0, b['similarity']) * 100:.0f}% similar")
     else:
         parts.append(f"matches your words ({max(0.0, b['similarity']) * 100:.0f}%)")
-    # Name the category only when the query is more likely than not to be one.
-    if b.get("category", 0) >= 0.5 * settings.SEARCH_RANKING_WEIGHTS["category"] > 0:
-        parts.append(f"a {product.category.name.lower()}")
-    if b.get("metal", 0) > 0:
-        parts.append(product.get_metal_display().lower())
-    if b.get("gemstone", 0) > 0:
-        parts.append(product.get_gemstone_display().lower())
+    for attribute in searchable.boosted():
+        boost = b.get(attribute.name, 0)
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            # Name the category only when the query is more likely than not to be one.
+            if boost >= 0.5 * attribute.boost > 0:
+                parts.append(f"a {product.category.name.lower()}")
+        elif boost > 0:
+            parts.append(attribute.choice_label(getattr(product, attribute.name)).lower())
     return ", ".join(parts)
 
 
-def search(query: SearchQuery) -> SearchResponse:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    version = active_version(create=False)
-    if version is None:
-        raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
+def ranking_weights() -> dict[str, float]:
+    """Similarity and text-match weights (settings) plus each declared attribute's boost."""
+    return {**{a.name: a.boost for a in searchable.boosted()}, **settings.SEARCH_RANKING_WEIGHTS}
 
-    def lap(name: str, since: float) -> float:
+
+class _Stopwatch:
+    """Milliseconds per named stage of one search."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
         now = time.perf_counter()
-        timings[name] = round((now - since) * 1000, 2)
-        return now
+        self.timings[name] = round((now - self.mark) * 1000, 2)
+        self.mark = now
 
-    t = time.perf_counter()
-    signal_kwargs: dict = {}
-    if query.similar_to is not None:
-        from indexing.models import ProductEmbedding
+    def total_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 1)
 
-        row = (
-            ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
-            .values_list("embedding", flat=True)
-            .first()
-        )
-        if row is None:
-            return SearchResponse(
-                [], round((time.perf_counter() - started) * 1000, 1), version.version, None, "none", timings
-            )
-        vector = np.asarray(row, dtype=np.float32)
-        category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
-        signal_kwargs["category"] = {category: 1.0} if category else {}
-    else:
-        vector = encode_query(version, query.image, query.text)
-    t = lap("encode_ms", t)
 
+def _similar_to_vector(query: SearchQuery, version: ModelVersion) -> tuple[np.ndarray | None, dict]:
+    """ "More like this": the product's own fused vector, and its category as the signal."""
+    from indexing.models import ProductEmbedding
+
+    row = (
+        ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
+        .values_list("embedding", flat=True)
+        .first()
+    )
+    if row is None:
+        return None, {}
+    category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
+    return np.asarray(row, dtype=np.float32), {"category": {category: 1.0}} if category else {}
+
+
+def _query_signals(
+    query: SearchQuery, vector: np.ndarray, version: ModelVersion, signals: dict
+) -> tuple[dict, tuple[str, float] | None]:
+    """What the photo looks like (category) and what the words name; the words win."""
     predicted = None
     if query.image:
         distribution = predict_category(vector, version)
         if distribution:
             predicted = next(iter(distribution.items()))
-            signal_kwargs["category"] = distribution
+            signals["category"] = distribution
     if query.text:
-        from_text = text_signals(query.text)
-        signal_kwargs.update({key: value for key, value in from_text.items() if key != "category" or not query.image})
-        if "category" in from_text and query.image:
-            signal_kwargs["category"] = from_text["category"]  # the shopper's words beat our guess
-    t = lap("predict_ms", t)
+        signals.update(text_signals(query.text))  # the shopper's words beat our guess
+    return signals, predicted
 
-    grouped, strategy = retrieve(
-        vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
-    )
-    t = lap("retrieve_ms", t)
-    _exact_rescore(vector, version, grouped)
-    # Rank on plain values; build model objects (and their photos) for the k shown only.
-    rows = Product.objects.filter(pk__in=list(grouped)).values_list(
-        "pk", "category__name", "metal", "gemstone", "title", "description"
-    )
-    features = [
+
+def _candidates(grouped: dict[int, dict]) -> list[ranking.CandidateFeatures]:
+    """Plain values to rank on: similarities and the declared attributes' values."""
+    paths = {
+        a.name: "category__name" if a.kind is searchable.FilterKind.CATEGORY else a.name for a in searchable.boosted()
+    }
+    rows = Product.objects.filter(pk__in=list(grouped)).values("pk", "title", "description", *paths.values())
+    return [
         ranking.CandidateFeatures(
-            product_id=pid,
-            image_similarity=grouped[pid]["image"][0] if "image" in grouped[pid] else None,
-            product_similarity=grouped[pid].get("product"),
-            category=category,
-            metal=metal,
-            gemstone=gemstone,
-            text=f"{title} {description}",
+            product_id=row["pk"],
+            image_similarity=grouped[row["pk"]]["image"][0] if "image" in grouped[row["pk"]] else None,
+            product_similarity=grouped[row["pk"]].get("product"),
+            attributes={name: row[path] for name, path in paths.items()},
+            text=f"{row['title']} {row['description']}",
         )
-        for pid, category, metal, gemstone, title, description in rows
+        for row in rows
     ]
-    signals = ranking.QuerySignals(
-        tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text, **signal_kwargs
-    )
-    ranked = ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
+
+
+def _results(ranked: list[ranking.RankedResult], grouped: dict[int, dict], query: SearchQuery) -> list[SearchResult]:
+    """Model objects (and their photos) for the k shown only."""
     products = {
         p.pk: p
         for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
@@ -430,8 +460,37 @@ def search(query: SearchQuery) -> SearchResponse:
                 reason=_reason(result, product, query),
             )
         )
-    lap("rank_ms", t)
-    took = round((time.perf_counter() - started) * 1000, 1)
+    return results
+
+
+def search(query: SearchQuery) -> SearchResponse:
+    """Encode, predict and read the words, retrieve, rescore exactly, rank, build results."""
+    clock = _Stopwatch()
+    version = active_version(create=False)
+    if version is None:
+        raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
+    signals: dict = {}
+    if query.similar_to is not None:
+        vector, signals = _similar_to_vector(query, version)
+        if vector is None:
+            return SearchResponse([], clock.total_ms(), version.version, None, "none", clock.timings)
+    else:
+        vector = encode_query(version, query.image, query.text)
+    clock.lap("encode_ms")
+    signals, predicted = _query_signals(query, vector, version, signals)
+    clock.lap("predict_ms")
+    grouped, strategy = retrieve(
+        vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
+    )
+    clock.lap("retrieve_ms")
+    _exact_rescore(vector, version, grouped)
+    query_signals = ranking.QuerySignals(
+        attributes=signals, tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text
+    )
+    ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
+    results = _results(ranked, grouped, query)
+    clock.lap("rank_ms")
+    took = clock.total_ms()
     logger.info(
         "search kind=%s k=%d strategy=%s results=%d took=%.1fms %s",
         query.kind,
@@ -439,9 +498,9 @@ def search(query: SearchQuery) -> SearchResponse:
         strategy,
         len(results),
         took,
-        timings,
+        clock.timings,
     )
-    return SearchResponse(results, took, version.version, predicted, strategy, timings)
+    return SearchResponse(results, took, version.version, predicted, strategy, clock.timings)
 
 
 def warm_up() -> str:

@@ -44,11 +44,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 @dataclass(frozen=True)
 class QuerySignals:
-    """What the query suggests, as probabilities/flags the boosts can use."""
+    """What the query suggests, per declared attribute (catalog/searchable.py): a
+    distribution over values, e.g. {"category": {"Ring": 0.8, "Bangle": 0.2},
+    "metal": {"rose_gold": 1.0}}."""
 
-    category: Mapping[str, float] = field(default_factory=dict)  # category name -> probability
-    metal: str | None = None
-    gemstone: str | None = None
+    attributes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     tokens: frozenset[str] = frozenset()
     # A catalog photo's own vector holds no text, so it is a like-for-like match only for a
     # photo-only query; a query with words is scored against the fused product vector.
@@ -60,9 +60,7 @@ class CandidateFeatures:
     product_id: int
     image_similarity: float | None  # best photo of the product (cosine)
     product_similarity: float | None  # the fused product vector (cosine)
-    category: str
-    metal: str
-    gemstone: str
+    attributes: Mapping[str, str]  # declared attribute -> the product's value (category: its name)
     text: str  # title + description, lower-cased by the caller or here
 
 
@@ -105,14 +103,11 @@ def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
 
 
 def score_candidate(features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]) -> RankedResult:
+    """Similarity, plus a boost per attribute weighted by how likely the query wants the
+    product's value, plus the share of the query's words in the product's text."""
     breakdown = {"similarity": similarity(features, signals.photo_only)}
-    breakdown["category"] = weights.get("category", 0.0) * signals.category.get(features.category, 0.0)
-    breakdown["metal"] = weights.get("metal", 0.0) * float(
-        signals.metal is not None and signals.metal == features.metal
-    )
-    breakdown["gemstone"] = weights.get("gemstone", 0.0) * float(
-        signals.gemstone is not None and signals.gemstone == features.gemstone
-    )
+    for name, value in features.attributes.items():
+        breakdown[name] = weights.get(name, 0.0) * signals.attributes.get(name, {}).get(value, 0.0)
     breakdown["text_match"] = weights.get("text_match", 0.0) * text_match(signals.tokens, features.text)
     score = weights.get("similarity", 1.0) * breakdown["similarity"] + sum(
         value for key, value in breakdown.items() if key != "similarity"

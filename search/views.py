@@ -18,7 +18,6 @@ from .forms import SearchForm
 from .query import SearchQuery, SearchUnavailable, search
 
 logger = logging.getLogger(__name__)
-QUERY_PHOTO_SECONDS = 3600
 SIMILAR_ON_PRODUCT_PAGE = 8
 
 
@@ -101,7 +100,7 @@ def _upload_photo(request: HttpRequest) -> HttpResponse:
         context["error"] = exc.message
         return _render(request, context, status=exc.status)
     # The content type travels with the bytes: showing the photo never decodes it again.
-    cache.set(_photo_key(checked.sha256), (checked.data, checked.content_type), QUERY_PHOTO_SECONDS)
+    cache.set(_photo_key(checked.sha256), (checked.data, checked.content_type), settings.QUERY_PHOTO_SECONDS)
     data = form.cleaned_data if form.is_valid() else {}
     return redirect(_search_url({**data, "image_ref": checked.sha256}))
 
@@ -119,7 +118,7 @@ def query_photo(request: HttpRequest, ref: str) -> HttpResponse:
         raise Http404("photo expired")
     data, content_type = cached
     response = HttpResponse(data, content_type=content_type)
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = f"private, max-age={settings.QUERY_PHOTO_SECONDS}"
     return response
 
 

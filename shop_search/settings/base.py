@@ -189,6 +189,10 @@ SEARCH_INFERENCE_BACKEND = env("SEARCH_INFERENCE_BACKEND", "onnx")
 CATALOG_PRODUCT_URL_NAME = "search:product"
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
+# The longest query text the page and the API take (characters).
+SEARCH_MAX_QUERY_CHARS = 300
+# How long a shopper's uploaded photo is kept for the result page (seconds).
+QUERY_PHOTO_SECONDS = 3600
 # Rows fetched from each HNSW index per wanted product, before grouping by product.
 SEARCH_CANDIDATE_FACTOR = 4
 # A filter matching at most this many products is answered by an exact scan of them:
@@ -198,11 +202,9 @@ SEARCH_EXACT_SCAN_MAX_PRODUCTS = 2000
 # lift an unlike product over a like one.
 SEARCH_RANKING_WEIGHTS = {
     "similarity": 1.0,
-    "category": 0.04,
-    "metal": 0.03,
-    "gemstone": 0.03,
     "text_match": 0.06,
 }
+# Each declared attribute's own boost (category, metal, gemstone) is in catalog/searchable.py.
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
@@ -360,3 +362,9 @@ AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # --- end Security ------------------------------------------------------------------------
+
+# --- Operations (start-up, demo data) ------------------------------------------------------
+# `make run` seeds the demo catalogue once, into an empty catalogue; DEMO_CATALOG=0 starts
+# an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
+DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
+# --- end Operations ------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -22,8 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args, queries: Path, k: int, exact: bool, json_out: Path | None, report: Path | None, **options):
         if not queries.is_file():
             raise CommandError(f"{queries} does not exist")
-        if not 1 <= k <= 100:
-            raise CommandError("--k must be between 1 and 100")
+        if not 1 <= k <= settings.SEARCH_MAX_K:
+            raise CommandError(f"--k must be between 1 and {settings.SEARCH_MAX_K}")
         try:
             items = evaluation.read_queries(queries)
         except (ValueError, OSError, UploadError) as exc:

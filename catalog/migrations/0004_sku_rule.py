@@ -65,7 +65,7 @@ def restore_skus(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("catalog", "0002_catalog_models"),
+        ("catalog", "0003_demo_catalog_seed"),
     ]
 
     operations = [
@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 default="",
                 editable=False,
-                help_text="The SKU as it was stored before the SKU rule (migration 0003 rewrote it); empty if it complied",
+                help_text="The SKU as it was stored before the SKU rule (migration 0004 rewrote it); empty if it complied",
                 max_length=64,
             ),
         ),
