@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.files.base import ContentFile
+from django.core.files.images import get_image_dimensions
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils.html import format_html
@@ -45,6 +47,12 @@ class ProductImageForm(forms.ModelForm):
             checked = check_image_upload(read_upload(upload))
         except UploadError as exc:
             raise forms.ValidationError(exc.message, code=exc.code) from None
+        # The ImageField fills width/height from the stored bytes: if it could not read them,
+        # say so here rather than fail the save on a NULL width (an IntegrityError 500).
+        if get_image_dimensions(ContentFile(checked.data)) != (checked.width, checked.height):
+            raise forms.ValidationError(
+                "This photo's size cannot be read back. Export it again as JPEG or PNG.", code="corrupt_image"
+            )
         self.instance.content_hash = checked.sha256
         self.instance.format = checked.format
         # Store exactly what was checked (the gate drops bytes a phone appends after the image).

@@ -159,6 +159,11 @@ def product_image_path(instance: ProductImage, filename: str) -> str:
     return f"products/{digest[:2]}/{digest}.{extension}"
 
 
+def _is_committed(file: models.fields.files.FieldFile) -> bool:
+    """Whether the file is in storage already (Django's FieldFile flag, untyped)."""
+    return bool(getattr(file, "_committed", True))
+
+
 class ProductImage(DirtyTracking):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
     image = models.ImageField(upload_to=product_image_path, width_field="width", height_field="height")
@@ -200,13 +205,13 @@ class ProductImage(DirtyTracking):
         with transaction.atomic():
             # Until commit: a delete of a file of this content waits for this row to be visible.
             lock_photo_content(self.content_hash)
-            writing = bool(self.image) and not self.image._committed
+            writing = bool(self.image) and not _is_committed(self.image)
             if writing and self._reuse_stored_file():
                 writing = False
             try:
                 super().save(*args, **kwargs)
             except Exception:
-                if writing and self.image._committed:  # written for this row alone, which is not saved
+                if writing and _is_committed(self.image) and self.image.name:  # written for this row alone
                     self.image.storage.delete(self.image.name)
                 raise
         old_name = getattr(self, "_loaded_name", None)
@@ -232,7 +237,7 @@ class ProductImage(DirtyTracking):
         if not self.content_hash or stored_file_hash(self.image.storage, name) != self.content_hash:
             return False
         self.image.name = name
-        self.image._committed = True
+        self.image._committed = True  # type: ignore[attr-defined]  # FieldFile's own flag: nothing to write
         return True
 
     @property

@@ -433,6 +433,11 @@ def check_image_upload(data: bytes) -> CheckedImage:
     )
 
 
+def _format_name(image: Image.Image) -> str:
+    name = image.format or ""
+    return _FORMAT_ALIASES.get(name, name)
+
+
 def _decodable_image_bytes(data: bytes, end: int, image: Image.Image) -> bytes:
     """The bytes to store, decoded here: the image without what a phone appended after it
     (a Motion Photo's video, an MPO's extra frames), or every byte when the cut would not
@@ -445,9 +450,7 @@ def _decodable_image_bytes(data: bytes, end: int, image: Image.Image) -> bytes:
     prefix = data[:end]
     try:
         with Image.open(io.BytesIO(prefix), formats=ALLOWED_FORMATS) as cut:
-            if cut.size != image.size or _FORMAT_ALIASES.get(cut.format, cut.format) != _FORMAT_ALIASES.get(
-                image.format, image.format
-            ):
+            if cut.size != image.size or _format_name(cut) != _format_name(image):
                 raise ValueError("the cut image differs")
             cut.load()
         return prefix
