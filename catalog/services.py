@@ -16,7 +16,7 @@ from django.utils.text import slugify
 from .choices import Currency, gemstone_from_text, metal_from_text
 from .models import Category, Product, ProductImage
 from .signals import reembedding_requested
-from .uploads import CheckedImage, check_image_upload
+from .uploads import CheckedImage
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +119,6 @@ def add_product_image(
     image.width, image.height = checked.width, checked.height
     image.save()
     return image, True
-
-
-def add_product_image_bytes(product: Product, data: bytes, *, position: int | None = None) -> tuple[ProductImage, bool]:
-    return add_product_image(product, check_image_upload(data), position=position)
 
 
 @transaction.atomic

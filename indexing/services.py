@@ -537,7 +537,3 @@ def activate_version(version: ModelVersion) -> None:
     version.activated_at = timezone.now()
     version.save(update_fields=["state", "activated_at"])
     logger.info("model version %s is now serving search", version.version)
-
-
-def active_model():
-    return model_for_version(active_version())

@@ -7,10 +7,10 @@ from django.db import connection
 
 from catalog.choices import gemstone_from_text, metal_from_text
 from catalog.models import Product, ProductImage
-from catalog.services import ProductData, add_product_image_bytes, parse_price, upsert_product
+from catalog.services import ProductData, parse_price, upsert_product
 from catalog.uploads import UploadError
 from tests.conftest import make_photo
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, add_product_image_bytes
 
 pytestmark = pytest.mark.django_db
 
