@@ -123,7 +123,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Price", ordering="price")
     def price_display(self, obj: Product) -> str:
-        return f"{obj.currency} {obj.price:,.2f}"
+        return "Price on request" if obj.price is None else f"{obj.currency} {obj.price:,.2f}"
 
     @admin.display(description="Index")
     def index_badge(self, obj: Product) -> str:

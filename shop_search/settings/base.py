@@ -366,3 +366,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
 DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
 # --- end Operations ------------------------------------------------------------------------
+
+# --- Shop --------------------------------------------------------------------------------
+# The one currency the shop sells in (ISO 4217, one of catalog.choices.Currency). Imported
+# prices without a currency are in it; a price written in another currency is refused.
+SHOP_CURRENCY = (env("SHOP_CURRENCY", "INR") or "INR").strip().upper()
+# --- end Shop ----------------------------------------------------------------------------
