@@ -153,7 +153,8 @@ def upsert_product(data: ProductData) -> tuple[Product, str]:
         "category_id": category.pk,
         "metal": metal_from_text(data.metal_text, data.metal_color),
         "metal_text": " ".join(part for part in (data.metal_color.strip(), data.metal_text.strip()) if part)[:100],
-        "gemstone": gemstone_from_text(data.gemstone_text),
+        # "pearl, cubic zirconia": merchants list the main stone first.
+        "gemstone": gemstone_from_text(data.gemstone_text.split(",")[0]),
         "gemstone_text": data.gemstone_text.strip()[:100],
         "price": data.price,
         "currency": data.currency or settings.SHOP_CURRENCY,

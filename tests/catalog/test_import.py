@@ -236,7 +236,7 @@ def test_titles_and_descriptions_in_other_scripts_import_untouched(tmp_path, ima
                 "Mặt dây chuyền",
                 "14k gold",
                 "white",
-                "pearl",
+                "pearl, cubic zirconia",
                 "9522000",
                 "rings/r0.jpg",
             ],
@@ -257,4 +257,4 @@ def test_titles_and_descriptions_in_other_scripts_import_untouched(tmp_path, ima
         "Dây cổ": "day-co",
     }
     assert pendant.metal == "white_gold"
-    assert pendant.gemstone == "pearl"
+    assert (pendant.gemstone, pendant.gemstone_text) == ("pearl", "pearl, cubic zirconia")  # the main stone first
