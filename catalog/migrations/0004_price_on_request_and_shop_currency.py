@@ -7,7 +7,7 @@ import catalog.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("catalog", "0002_catalog_models"),
+        ("catalog", "0003_demo_catalog_seed"),
     ]
 
     operations = [
