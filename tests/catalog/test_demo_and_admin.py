@@ -35,6 +35,10 @@ def test_demo_catalog_loads_real_products_and_is_idempotent():
     assert ring.price > 0
     assert ring.images.count() == 1
     assert Product.objects.filter(metal="rose_gold").exists()
+    assert Product.objects.filter(title="Mama’s Treasure Diamond Pendant").exists()
+    assert Product.objects.get(sku="BL00832-SSS300").metal == "silver"  # "Gold Plated 925 Silver"
+    assert Product.objects.filter(stock=0).exists()
+    assert Product.objects.filter(stock__gt=1).exists()
     out = StringIO()
     call_command("load_demo_catalog", stdout=out, verbosity=0)
     assert "created 0, updated 0, unchanged 236" in out.getvalue()
