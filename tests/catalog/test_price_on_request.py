@@ -64,3 +64,13 @@ def test_product_page_and_card_say_price_on_request(client):
     priced = ProductFactory(sku="RING-9", category=CategoryFactory(name="Ring", slug="ring"), photos=[2])
     card = render_to_string("search/_card.html", {"result": SearchResult(priced, 0.5, {}, None, "")})
     assert '<span class="price">INR 1,000</span>' in card
+
+
+def test_a_minimum_price_of_zero_is_a_filter_that_leaves_price_on_request_out():
+    from decimal import Decimal
+
+    from search.query import Filters
+
+    where, params = Filters(price_min=Decimal(0)).sql()
+    assert "price >= %s" in where
+    assert params == [Decimal(0)]
