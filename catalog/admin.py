@@ -187,7 +187,11 @@ class ProductAdmin(admin.ModelAdmin):
         ]
         missing = missing_photo_files(obj.images.all())
         if missing:
-            reason = f"{len(missing)} photo file(s) missing: import the product again to restore them"
+            reason = (
+                "photo file missing: import the product again to restore it"
+                if len(missing) == 1
+                else f"{len(missing)} photo files missing: import the product again to restore them"
+            )
             return IndexState.FAILED, [reason, *errors]
         return obj.index_state, errors
 
