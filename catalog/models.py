@@ -19,6 +19,11 @@ from .searchable import text_source_fields
 from .uploads import FORMAT_EXTENSIONS
 
 
+def shop_currency() -> str:
+    """The default currency of a new product: the one the shop sells in."""
+    return settings.SHOP_CURRENCY
+
+
 class Category(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -56,8 +61,10 @@ class Product(DirtyTracking):
     metal_text = models.CharField(max_length=100, blank=True, default="", help_text="As the merchant wrote it")
     gemstone = models.CharField(max_length=20, choices=Gemstone.choices, default=Gemstone.NONE)
     gemstone_text = models.CharField(max_length=100, blank=True, default="", help_text="As the merchant wrote it")
-    price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.INR)
+    price = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Leave empty for “Price on request”."
+    )
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=shop_currency)
     stock = models.PositiveIntegerField(default=1)
     is_active = models.BooleanField(default=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
