@@ -6,9 +6,11 @@ from django.core.files.base import ContentFile
 from django.core.files.images import get_image_dimensions
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from .choices import IndexState
+from .choices import Gemstone, IndexState
 from .models import Category, Product, ProductImage
 from .services import delete_products, mark_products_for_reembedding, missing_photo_files
 from .uploads import UploadError, check_image_upload, read_upload
@@ -126,6 +128,39 @@ class ProductAdminForm(forms.ModelForm):
         return cleaned
 
 
+class IndexStateFilter(admin.SimpleListFilter):
+    """Index state as the column shows it: a product is only as indexed as its worst photo."""
+
+    title = "index"
+    parameter_name = "index"
+
+    def lookups(self, request, model_admin):
+        return IndexState.choices
+
+    def queryset(self, request, queryset):
+        photos = ProductImage.objects.filter(product=OuterRef("pk"))
+        failed = Q(embedding_error__gt="") | Exists(photos.filter(embedding_error__gt=""))
+        pending = Q(embedding_dirty=True) | Exists(photos.filter(embedding_dirty=True))
+        if self.value() == IndexState.FAILED:
+            return queryset.filter(failed)
+        if self.value() == IndexState.PENDING:
+            return queryset.filter(pending).exclude(failed)
+        if self.value() == IndexState.INDEXED:
+            return queryset.exclude(failed).exclude(pending)
+        return queryset
+
+
+INDEX_COLOURS = {IndexState.INDEXED: "#2a7a2a", IndexState.PENDING: "#8a5a00", IndexState.FAILED: "#b00"}
+
+
+def index_badge_html(state: str, errors: list[str], limit: int | None = 48) -> str:
+    """'indexed', 'pending' or 'failed (reason)'; in a list the reason is cut, whole on hover."""
+    reason = "; ".join(error for error in errors if error)
+    shown = Truncator(reason or "unknown error").chars(limit) if limit else reason or "unknown error"
+    text = f"failed ({shown})" if state == IndexState.FAILED else state
+    return format_html('<span style="color:{}" title="{}">{}</span>', INDEX_COLOURS[state], reason, text)
+
+
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     form = ProductImageForm
@@ -141,12 +176,10 @@ class ProductImageInline(admin.TabularInline):
     @admin.display(description="Index")
     def index_state(self, obj: ProductImage) -> str:
         if obj.pk and obj.file_missing:
-            return format_html('<span style="color:#b00">{}</span>', "file missing: upload or import it again")
-        if obj.embedding_error:
-            return format_html(
-                '<span title="{}" style="color:#b00">failed: {}</span>', obj.embedding_error, obj.embedding_error[:80]
-            )
-        return "pending" if obj.embedding_dirty else "indexed"
+            return index_badge_html(IndexState.FAILED, ["file missing: upload or import it again"])
+        dirty = IndexState.PENDING if obj.embedding_dirty else IndexState.INDEXED
+        state = IndexState.FAILED if obj.embedding_error else dirty
+        return index_badge_html(state, [obj.embedding_error] if obj.embedding_error else [])
 
 
 @admin.register(Product)
@@ -157,36 +190,31 @@ class ProductAdmin(admin.ModelAdmin):
         "title",
         "price_display",
         "category",
-        "metal",
-        "gemstone",
+        "attributes",
         "is_active",
         "index_badge",
     ]
     list_display_links = ["thumb", "sku", "title"]
-    list_filter = ["category", "metal", "gemstone", "is_active", "embedding_dirty"]
+    list_filter = ["category", "metal", "gemstone", "is_active", IndexStateFilter]
     search_fields = ["sku", "title"]
     list_select_related = ["category"]
     list_per_page = 50
     form = ProductAdminForm
     inlines = [ProductImageInline]
     actions = ["reembed_selected"]
-    readonly_fields = [
-        "legacy_sku",
-        "created_at",
-        "updated_at",
-        "embedding_dirty",
-        "embedding_marked_at",
-        "embedding_error",
-    ]
+    readonly_fields = ["legacy_sku", "created_at", "updated_at", "index_status", "embedding_marked_at"]
     fieldsets = [
         (None, {"fields": ["sku", "legacy_sku", "title", "description", "category", "loaded_version"]}),
         ("Attributes", {"fields": [("metal", "metal_text"), ("gemstone", "gemstone_text")]}),
         ("Sales", {"fields": [("price", "currency"), "stock", "is_active"]}),
         (
             "Search index",
-            {"fields": ["embedding_dirty", "embedding_marked_at", "embedding_error", "created_at", "updated_at"]},
+            {"fields": ["index_status", "embedding_marked_at", "created_at", "updated_at"]},
         ),
     ]
+
+    class Media:
+        css = {"all": ["css/admin-catalog.css"]}
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("images")
@@ -220,22 +248,44 @@ class ProductAdmin(admin.ModelAdmin):
         images = list(obj.images.all())
         return thumbnail(images[0] if images else None)
 
+    @admin.display(description="Metal · stone", ordering="metal")
+    def attributes(self, obj: Product) -> str:
+        if obj.gemstone == Gemstone.NONE:
+            return obj.get_metal_display()
+        return f"{obj.get_metal_display()} · {obj.get_gemstone_display()}"
+
     @admin.display(description="Price", ordering="price")
     def price_display(self, obj: Product) -> str:
-        return f"{obj.currency} {obj.price:,.2f}"
+        if obj.price is None:
+            return "Price on request"
+        amount = f"{obj.price:,.2f}".removesuffix(".00")  # VND 13,144,000; INR 1,299.50
+        return f"{obj.currency} {amount}"
 
     @admin.display(description="Index")
     def index_badge(self, obj: Product) -> str:
+        return index_badge_html(*self._index_state(obj))
+
+    @admin.display(description="Index")
+    def index_status(self, obj: Product) -> str:
+        if obj.pk is None:
+            return "pending (a new product is indexed once saved)"
+        return index_badge_html(*self._index_state(obj), limit=None)
+
+    @staticmethod
+    def _index_state(obj: Product) -> tuple[str, list[str]]:
+        errors = [
+            obj.embedding_error,
+            *(f"photo {i.position}: {i.embedding_error}" for i in obj.images.all() if i.embedding_error),
+        ]
         missing = missing_photo_files(obj.images.all())
         if missing:
-            return format_html(
-                '<span style="color:#b00" title="{}">●&nbsp;photo file missing</span>',
-                f"{len(missing)} photo file(s) not in the media folder: import the product again to restore them",
+            reason = (
+                "photo file missing: import the product again to restore it"
+                if len(missing) == 1
+                else f"{len(missing)} photo files missing: import the product again to restore them"
             )
-        state = obj.index_state
-        colour = {IndexState.INDEXED: "#2a7a2a", IndexState.PENDING: "#a66d00", IndexState.FAILED: "#b00"}[state]
-        errors = "; ".join(filter(None, [obj.embedding_error, *(i.embedding_error for i in obj.images.all())]))
-        return format_html('<span style="color:{}" title="{}">●&nbsp;{}</span>', colour, errors, state)
+            return IndexState.FAILED, [reason, *errors]
+        return obj.index_state, errors
 
     @admin.action(description="Re-embed selected products (photos and text)")
     def reembed_selected(self, request, queryset):

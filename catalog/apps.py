@@ -7,6 +7,7 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the checks
         from .models import ProductImage
         from .photos import photo_deleted
 

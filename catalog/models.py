@@ -26,6 +26,11 @@ from .validators import SKU_DATABASE_REGEX, SKU_MAX_LENGTH, SKU_RULE, validate_s
 logger = logging.getLogger(__name__)
 
 
+def shop_currency() -> str:
+    """The default currency of a new product: the one the shop sells in."""
+    return settings.SHOP_CURRENCY
+
+
 class Category(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -61,7 +66,7 @@ class Product(DirtyTracking):
         blank=True,
         default="",
         editable=False,
-        help_text="The SKU as it was stored before the SKU rule (migration 0004 rewrote it); empty if it complied",
+        help_text="The SKU as it was stored before the SKU rule (migration 0005 rewrote it); empty if it complied",
     )
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
@@ -70,8 +75,10 @@ class Product(DirtyTracking):
     metal_text = models.CharField(max_length=100, blank=True, default="", help_text="As the merchant wrote it")
     gemstone = models.CharField(max_length=20, choices=Gemstone.choices, default=Gemstone.NONE)
     gemstone_text = models.CharField(max_length=100, blank=True, default="", help_text="As the merchant wrote it")
-    price = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.INR)
+    price = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Leave empty for “Price on request”."
+    )
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=shop_currency)
     stock = models.PositiveIntegerField(default=1)
     is_active = models.BooleanField(default=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)

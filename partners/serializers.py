@@ -20,6 +20,9 @@ from search.query import Filters, SearchQuery, SearchResponse
 
 from .errors import APIError, upload_rejected
 
+PRICE_HELP = "In `currency`; null when the shop gives the price on request (shown as “Price on request”)."
+
+
 # --- requests ----------------------------------------------------------------------------
 
 
@@ -44,7 +47,7 @@ def filter_fields() -> dict[str, serializers.Field]:
                     decimal_places=2,
                     min_value=Decimal(0),
                     required=False,
-                    help_text=f"{bound} {attribute.label.lower()}.",
+                    help_text=f"{bound} {attribute.label.lower()}; products without one are left out.",
                 )
         else:
             fields[attribute.name] = serializers.BooleanField(
@@ -218,6 +221,7 @@ class ProductSerializer(serializers.ModelSerializer):
     image_url = PhotoURLField(source="primary_image", help_text="The first photo.")
     images = ProductPhotoSerializer(many=True, read_only=True)
     url = AbsoluteURLField(source="get_absolute_url", help_text="The product's page in the shop.")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True, help_text=PRICE_HELP)
 
     class Meta:
         model = Product
@@ -261,7 +265,9 @@ class SearchResultSerializer(serializers.Serializer):
     category_name = serializers.CharField(source="product.category.name")
     metal = serializers.ChoiceField(choices=Metal.choices, source="product.metal")
     gemstone = serializers.ChoiceField(choices=Gemstone.choices, source="product.gemstone")
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, source="product.price")
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, source="product.price", allow_null=True, help_text=PRICE_HELP
+    )
     currency = serializers.ChoiceField(choices=Currency.choices, source="product.currency")
     in_stock = serializers.BooleanField(source="product.in_stock")
     score = serializers.FloatField(help_text="Higher is better; comparable within one response.")

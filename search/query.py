@@ -47,6 +47,11 @@ MAX_EF_SEARCH = 1000
 MIN_SELECTIVITY = 1e-4
 
 
+def _is_set(value: Any) -> bool:
+    """A minimum price of 0 is a filter too: 0 == False, so not `value in (None, "", False)`."""
+    return value is not None and value is not False and value != ""
+
+
 @dataclass(frozen=True, init=False)
 class Filters:
     """The shopper's filters, by the parameter names of the declaration
@@ -59,7 +64,7 @@ class Filters:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise TypeError(f"unknown filters {unknown}: the declared ones are {list(known)}")
-        kept = tuple((name, values[name]) for name in known if values.get(name) not in (None, "", False))
+        kept = tuple((name, values[name]) for name in known if _is_set(values.get(name)))
         object.__setattr__(self, "items", kept)
 
     @classmethod

@@ -358,6 +358,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "shop_search.lockout.lockout_response"  # a styled page that says when to try again
 AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -368,3 +369,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
 DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
 # --- end Operations ------------------------------------------------------------------------
+
+# --- Shop --------------------------------------------------------------------------------
+# The one currency the shop sells in (ISO 4217, one of catalog.choices.Currency). Imported
+# prices without a currency are in it; a price written in another currency is refused.
+SHOP_CURRENCY = (env("SHOP_CURRENCY", "INR") or "INR").strip().upper()
+# --- end Shop ----------------------------------------------------------------------------

@@ -16,9 +16,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from catalog.models import Product, ProductImage
-from catalog.services import add_product_image_bytes
 from tests.conftest import make_photo
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, add_product_image_bytes
 
 
 def media_files() -> set[str]:

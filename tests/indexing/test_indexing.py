@@ -15,13 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Product, ProductImage
-from catalog.services import add_product_image_bytes, mark_products_for_reembedding
+from catalog.services import mark_products_for_reembedding
 from indexing import dispatch, services, tasks
 from indexing.engine import load_search_model, model_for_version, register_version
 from indexing.models import ImageEmbedding, ProductEmbedding
 from indexing.services import index_catalog, index_status
 from tests.conftest import make_photo
-from tests.factories import CategoryFactory, ProductFactory
+from tests.factories import CategoryFactory, ProductFactory, add_product_image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -494,4 +494,4 @@ def test_transient_errors_are_retried_and_then_succeed(version, monkeypatch):
 
 
 def test_the_task_name_dispatch_sends_is_the_registered_index_task():
-    assert dispatch.INDEX_TASK == tasks.index_catalog_task.name
+    assert tasks.index_catalog_task.name == dispatch.INDEX_TASK

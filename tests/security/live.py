@@ -115,7 +115,8 @@ import django; django.setup()
 from decimal import Decimal
 from django.core.management import call_command
 from catalog.models import ProductImage
-from catalog.services import ProductData, add_product_image_bytes, upsert_product
+from catalog.services import ProductData, upsert_product
+from tests.factories import add_product_image_bytes
 from indexing.engine import active_version
 from indexing.services import index_catalog
 from tests.conftest import make_photo

@@ -272,7 +272,7 @@ def test_no_directory_listing_and_nothing_outside_product_photos(client, path):
     ("fmt", "content_type"), [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("HEIF", "image/heic")]
 )
 def test_product_photos_are_served_as_images_that_never_run(client, fmt, content_type):
-    from catalog.services import add_product_image_bytes
+    from tests.factories import add_product_image_bytes
 
     product = ProductFactory()
     image, _ = add_product_image_bytes(product, make_photo(3, fmt=fmt))

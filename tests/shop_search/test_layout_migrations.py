@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow]
 EARLIER_LAYOUT = [("indexing", "zero"), ("partners", "zero")]
 POPULATE = """
 from catalog.models import Category, Product
-from catalog.services import add_product_image_bytes
+from tests.factories import add_product_image_bytes
 category = Category.objects.create(name="Ring", slug="ring")
 for n in range(3):
     product = Product.objects.create(sku=f"OLD-{n}", title=f"Old ring {n}", category=category, price=10 + n)

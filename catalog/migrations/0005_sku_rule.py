@@ -65,7 +65,7 @@ def restore_skus(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("catalog", "0003_demo_catalog_seed"),
+        ("catalog", "0004_price_on_request_and_shop_currency"),
     ]
 
     operations = [
@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
                 blank=True,
                 default="",
                 editable=False,
-                help_text="The SKU as it was stored before the SKU rule (migration 0004 rewrote it); empty if it complied",
+                help_text="The SKU as it was stored before the SKU rule (migration 0005 rewrote it); empty if it complied",
                 max_length=64,
             ),
         ),
