@@ -70,7 +70,7 @@ def _product_data(row: dict) -> ProductData:
         metal_color=row.get("metal_color") or "",
         gemstone_text=row.get("gemstone") or "",
         price=price,
-        **({"currency": currency} if currency else {}),
+        currency=currency or ProductData.currency,  # a price without a code: the default currency
     )
 
 

@@ -73,15 +73,6 @@ class Product(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.sku} {self.title}"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._loaded_text = instance._text_signature()
-        return instance
-
-    def _text_signature(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in text_source_fields())
-
     def save(self, *args, **kwargs) -> None:
         # Only what the text encoder reads makes the text side dirty; a price or stock
         # change is a filter value and needs no new embedding.
@@ -100,6 +91,15 @@ class Product(DirtyTracking):
     def get_absolute_url(self) -> str:
         return reverse(settings.CATALOG_PRODUCT_URL_NAME, args=[self.sku])
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_text = instance._text_signature()
+        return instance
+
+    def _text_signature(self) -> tuple:
+        return tuple(getattr(self, name, None) for name in text_source_fields())
+
     @property
     def in_stock(self) -> bool:
         return self.stock > 0
@@ -110,7 +110,7 @@ class Product(DirtyTracking):
         return images[0] if images else None
 
     @property
-    def index_state(self) -> str:
+    def index_state(self) -> IndexState:
         images = list(self.images.all())
         if self.embedding_error or any(image.embedding_error for image in images):
             return IndexState.FAILED
@@ -146,17 +146,6 @@ class ProductImage(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.product.sku} photo {self.position}"
 
-    @property
-    def file_missing(self) -> bool:
-        """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
-        return not self.image or not self.image.storage.exists(self.image.name)
-
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        instance._loaded_hash = instance.content_hash
-        return instance
-
     def save(self, *args, **kwargs) -> None:
         if not self.content_hash and self.image:
             self.image.open("rb")
@@ -175,6 +164,17 @@ class ProductImage(DirtyTracking):
                 }
         super().save(*args, **kwargs)
         self._loaded_hash = self.content_hash
+
+    @property
+    def file_missing(self) -> bool:
+        """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
+        return not self.image.name or not self.image.storage.exists(self.image.name)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_hash = instance.content_hash
+        return instance
 
 
 class DemoCatalogSeed(models.Model):
