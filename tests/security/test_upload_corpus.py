@@ -148,10 +148,8 @@ def test_admin_product_form_upload(admin_client, sample: Sample):
         image = ProductImage.objects.get(product=product)
         assert image.format == sample.format
         stored = Path(image.image.path)
-        assert (
-            stored.name
-            == f"{image.content_hash}.{ {'JPEG': 'jpg', 'PNG': 'png', 'WEBP': 'webp', 'GIF': 'gif', 'HEIF': 'heic'}[sample.format] }"
-        )
+        extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}[sample.format]
+        assert stored.name == f"{image.content_hash}.{extension}"
         assert (
             hashlib.sha256(stored.read_bytes()).hexdigest() == image.content_hash
         )  # what is stored is what was checked
