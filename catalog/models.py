@@ -150,7 +150,7 @@ class Product(DirtyTracking):
         return images[0] if images else None
 
     @property
-    def index_state(self) -> str:
+    def index_state(self) -> IndexState:
         images = list(self.images.all())
         if self.embedding_error or any(image.embedding_error for image in images):
             return IndexState.FAILED
@@ -250,7 +250,7 @@ class ProductImage(DirtyTracking):
     @property
     def file_missing(self) -> bool:
         """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
-        return not self.image or not self.image.storage.exists(self.image.name)
+        return not self.image.name or not self.image.storage.exists(self.image.name)
 
 
 class DemoCatalogSeed(models.Model):

@@ -33,7 +33,7 @@ try:  # HEIC/HEIF photos from iPhones
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - declared dependency
-    pillow_heif = None
+    pass
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
 # How an accepted format is stored and served: the one home of both facts.
@@ -387,6 +387,7 @@ def check_image_upload(data: bytes) -> CheckedImage:
             warnings.simplefilter("ignore")  # a hostile EXIF block makes Pillow warn thousands of times
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            assert image.format is not None  # Image.open names the format it recognised
             image_format = _FORMAT_ALIASES.get(image.format, image.format)
             width, height = image.size
             if width <= 0 or height <= 0:

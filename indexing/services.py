@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -34,6 +35,9 @@ from catalog.services import missing_photo_files
 
 from .engine import active_version, model_for_version, versions_to_index
 from .models import ImageEmbedding, ModelVersion, ProductEmbedding
+
+if TYPE_CHECKING:
+    from ml.model import SearchModel
 
 logger = logging.getLogger(__name__)
 # Errors that say nothing about the photo being embedded: raised for the task to handle.
@@ -201,7 +205,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _embed_photos(plan: _Plan, models: dict[int, object], report: IndexReport, *, record_only_new: bool) -> set[int]:
+def _embed_photos(
+    plan: _Plan, models: dict[int, SearchModel], report: IndexReport, *, record_only_new: bool
+) -> set[int]:
     """Image side, batch by batch; returns the photos whose rows were written."""
     from ml.preprocess import ImageDecodeError
 
@@ -263,7 +269,7 @@ def _record_failures(failures: dict[int, str]) -> None:
         ProductImage.objects.filter(pk=pk, embedding_error="").update(embedding_error=reason)
 
 
-def _text_features(plan: _Plan, models: dict[int, object]) -> dict[tuple[int, int], np.ndarray]:
+def _text_features(plan: _Plan, models: dict[int, SearchModel]) -> dict[tuple[int, int], np.ndarray]:
     """Text side only for products whose text changed or that have no row for a version."""
     out = {}
     for version in plan.versions:
@@ -370,7 +376,7 @@ def _clear_flags(plan: _Plan, fresh: set[int], photos_done: set[int], report: In
 
 def _fuse_products(
     plan: _Plan,
-    models: dict[int, object],
+    models: dict[int, SearchModel],
     text: dict[tuple[int, int], np.ndarray],
     photos_done: set[int],
     report: IndexReport,
@@ -516,8 +522,7 @@ def backfill_complete(version: ModelVersion) -> bool:
     active = active_version(create=False)
     if active is not None and active.pk != version.pk and (products or images):
         active_products, active_images = missing_ids(active)
-        products = set(products) - set(active_products)
-        images = set(images) - set(active_images)
+        return not set(products) - set(active_products) and not set(images) - set(active_images)
     return not products and not images
 
 

@@ -182,6 +182,12 @@ class SimilarParamsSerializer(serializers.Serializer):
 # --- responses ---------------------------------------------------------------------------
 
 
+def absolute_url(field: serializers.Field, path: str) -> str:
+    """A site path as an absolute URL for the request's host (the path itself without a request)."""
+    request = field.context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
+
+
 @extend_schema_field(OpenApiTypes.URI)
 class AbsoluteURLField(serializers.Field):
     """A site path, answered as an absolute URL for the request's host."""
@@ -190,19 +196,20 @@ class AbsoluteURLField(serializers.Field):
         super().__init__(read_only=True, **kwargs)
 
     def to_representation(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return absolute_url(self, path)
 
 
 @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
-class PhotoURLField(AbsoluteURLField):
+class PhotoURLField(serializers.Field):
+    """A photo's absolute URL; null without a photo. Not an AbsoluteURLField: it reads a photo, not a path."""
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(allow_null=True, **kwargs)
+        super().__init__(read_only=True, allow_null=True, **kwargs)
 
     def to_representation(self, photo: ProductImage | None) -> str | None:
         if photo is None or not photo.image:
             return None
-        return super().to_representation(photo.image.url)
+        return absolute_url(self, photo.image.url)
 
 
 class ProductPhotoSerializer(serializers.ModelSerializer):
@@ -215,7 +222,7 @@ class ProductPhotoSerializer(serializers.ModelSerializer):
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     category_name = serializers.CharField(source="category.name", read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
     image_url = PhotoURLField(source="primary_image", help_text="The first photo.")

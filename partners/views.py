@@ -72,6 +72,7 @@ class SearchView(RecordsKeyUse, GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         params = self.get_serializer(data=request.data)
+        assert isinstance(params, SearchParamsSerializer)  # see get_serializer_class
         params.is_valid(raise_exception=True)
         response = search(params.to_search_query())
         return Response(SearchResponseSerializer(response, context=self.get_serializer_context()).data)

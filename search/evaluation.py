@@ -156,7 +156,8 @@ def write_report(path: Path, results: list[EvalResult], scores: dict[str, float]
     for result in results:
         relevant = set(result.query.relevant)
         cells = "".join(
-            f'<td class="{"hit" if sku in relevant else "miss"}"><img src="{html.escape(result.thumbnails.get(sku, ""))}" '
+            f'<td class="{"hit" if sku in relevant else "miss"}">'
+            f'<img src="{html.escape(result.thumbnails.get(sku, ""))}" '
             f'alt="{html.escape(sku)}"><br>{html.escape(sku)}</td>'
             for sku in result.ranked[:5]
         )

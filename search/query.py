@@ -23,6 +23,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Field
 
 from catalog import searchable
 from catalog.models import Category, Product, ProductImage
@@ -90,7 +91,10 @@ class Filters:
 
 
 def _column(attribute: searchable.Attribute) -> str:
-    return "p." + Product._meta.get_field(attribute.name).column
+    field = Product._meta.get_field(attribute.name)
+    assert isinstance(field, Field)  # a declared filter is one of the product's own columns
+    assert field.column is not None
+    return "p." + field.column
 
 
 def _conditions(attribute: searchable.Attribute, values: Mapping[str, Any]) -> Iterator[tuple[str, list]]:
@@ -399,6 +403,7 @@ def _similar_to_vector(query: SearchQuery, version: ModelVersion) -> tuple[np.nd
     """ "More like this": the product's own fused vector, and its category as the signal."""
     from indexing.models import ProductEmbedding
 
+    assert query.similar_to is not None  # search() asks only for a "more like this" query
     row = (
         ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
         .values_list("embedding", flat=True)

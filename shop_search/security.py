@@ -39,7 +39,8 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         prefixes = tuple(getattr(settings, "CSP_DOCS_PATH_PREFIXES", ()))
         if report_only or not prefixes or not request.path_info.startswith(prefixes):
             return parts
-        if "html" not in response.get("Content-Type", "") or getattr(response, "streaming", False):
+        if "html" not in response.get("Content-Type", "") or not isinstance(response, HttpResponse):
+            # A streaming response (the only other kind) has no `.content` to hash.
             return parts
         update: dict[str, list[str]] = {
             key: list(value) for key, value in getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()
@@ -140,7 +141,7 @@ def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
     stop being served even before their files are gone, and an orphan never is."""
     if not is_referenced(path):
         raise Http404("no such photo")
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response = serve(request, path, document_root=str(settings.MEDIA_ROOT))
     suffix = PurePosixPath(path).suffix.lower()
     response["Content-Type"] = (
         PHOTO_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"

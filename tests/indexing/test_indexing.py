@@ -293,9 +293,13 @@ def test_saving_a_product_and_its_photos_in_one_transaction_sends_one_task(
 
 
 def test_nothing_is_sent_for_a_transaction_that_rolls_back(version, sent_tasks, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
-        ProductFactory(photos=[1])
-        raise RuntimeError("import row failed")
+    def import_row_that_fails() -> None:
+        with transaction.atomic():
+            ProductFactory(photos=[1])
+            raise RuntimeError("import row failed")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError, match="import row failed"):
+        import_row_that_fails()
     assert sent_tasks == []
 
 

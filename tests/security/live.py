@@ -181,31 +181,32 @@ class LiveStack:
     ) -> GunicornServer:
         port = free_port()
         log = self.folder / log_name
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "shop_search.wsgi:application",
-                "--config",
-                "python:shop_search.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--no-control-socket",
-            ],
-            cwd=ROOT,
-            env=self.env(**env),
-            stdout=open(log, "ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with open(log, "ab") as log_file:  # gunicorn holds its own copy of the file
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "shop_search.wsgi:application",
+                    "--config",
+                    "python:shop_search.gunicorn_conf",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--threads",
+                    str(threads),
+                    "--timeout",
+                    "60",
+                    "--graceful-timeout",
+                    "5",
+                    "--no-control-socket",
+                ],
+                cwd=ROOT,
+                env=self.env(**env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         self.servers.append(process)
         server = GunicornServer(process, port, log)
         server.wait_ready()

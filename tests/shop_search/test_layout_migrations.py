@@ -142,6 +142,7 @@ def test_a_database_of_the_earlier_layout_migrates_forward_with_every_row(layout
         "shell",
         "-c",
         "from partners.models import PartnerAPIKey; from indexing.models import ModelVersion, ProductEmbedding\n"
-        f"print(PartnerAPIKey.objects.is_valid({key!r}), ModelVersion.objects.get().state, ProductEmbedding.objects.count())",
+        f"print(PartnerAPIKey.objects.is_valid({key!r}), ModelVersion.objects.get().state,"
+        " ProductEmbedding.objects.count())",
     )
     assert out.split()[-3:] == ["True", "active", "3"]

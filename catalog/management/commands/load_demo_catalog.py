@@ -48,14 +48,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, limit: int | None = None, seed: bool = False, **options):
-        seed_row = None
+        seed_row: DemoCatalogSeed | None = None
         if seed:
-            seed_row = start_seed()
-            if isinstance(seed_row, str):
-                self.stdout.write(f"demo catalog: {seed_row}")
+            started = start_seed()
+            if isinstance(started, str):
+                self.stdout.write(f"demo catalog: {started}")
                 return
+            seed_row = started
         try:
-            items = load_products()[:limit]
+            items = list(load_products()[:limit])
         except GivaNotInstalled as exc:
             raise CommandError(str(exc)) from None
         if seed_row is not None:  # an interrupted seed resumes, creating only what is missing
