@@ -153,7 +153,7 @@ class IndexStateFilter(admin.SimpleListFilter):
 INDEX_COLOURS = {IndexState.INDEXED: "#2a7a2a", IndexState.PENDING: "#8a5a00", IndexState.FAILED: "#b00"}
 
 
-def index_badge_html(state: str, errors: list[str], limit: int | None = 48) -> str:
+def index_badge_html(state: IndexState, errors: list[str], limit: int | None = 48) -> str:
     """'indexed', 'pending' or 'failed (reason)'; in a list the reason is cut, whole on hover."""
     reason = "; ".join(error for error in errors if error)
     shown = Truncator(reason or "unknown error").chars(limit) if limit else reason or "unknown error"
@@ -272,7 +272,7 @@ class ProductAdmin(admin.ModelAdmin):
         return index_badge_html(*self._index_state(obj), limit=None)
 
     @staticmethod
-    def _index_state(obj: Product) -> tuple[str, list[str]]:
+    def _index_state(obj: Product) -> tuple[IndexState, list[str]]:
         errors = [
             obj.embedding_error,
             *(f"photo {i.position}: {i.embedding_error}" for i in obj.images.all() if i.embedding_error),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from decimal import Decimal
 
 from ml.data.giva import GivaProduct, metal_name
 
@@ -150,7 +151,7 @@ def demo_product_data(item: GivaProduct) -> ProductData:
         category=item.category,
         metal_text=metal_text,
         gemstone_text=gemstone_text,
-        price=item.price_inr,
+        price=Decimal(item.price_inr),
         currency="INR",
         stock=demo_stock(item.sku),
     )

@@ -335,7 +335,7 @@ def _unchanged_since_read(
 
 
 def _write_product_rows(
-    plan: _Plan, models: dict[int, object], text: dict[tuple[int, int], np.ndarray], fresh: set[int]
+    plan: _Plan, models: dict[int, SearchModel], text: dict[tuple[int, int], np.ndarray], fresh: set[int]
 ) -> set[int]:
     """Fuse and upsert the product vectors of every version; returns the products written."""
     fused_any: set[int] = set()
