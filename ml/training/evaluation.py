@@ -117,18 +117,7 @@ def evaluate_model(
 
     results: Results = {
         "model": model.version,
-        "split": {
-            "seed": split_seed,
-            "val_fraction": val_fraction,
-            "train": len(split.train_skus),
-            "val": len(split.val_skus),
-        },
-        "queries": {
-            "views_per_product": views,
-            "view_seed": view_seed,
-            "text_seed": EVAL_TEXT_SEED,
-            "count": len(queries.owner),
-        },
+        **_split_and_queries(split, val_fraction, split_seed, views, view_seed),
         "galleries": {},
     }
     for gallery, rows in (("held-out", split.val_rows), ("all", np.arange(len(split.products)))):
@@ -147,6 +136,24 @@ def evaluate_model(
         }
     results["targets"] = targets(results["galleries"]["held-out"])
     return results
+
+
+def _split_and_queries(split: HeldOutSplit, val_fraction: float, split_seed: int, views: int, view_seed: int) -> Results:
+    """What the numbers were measured on: the split and the queries."""
+    return {
+        "split": {
+            "seed": split_seed,
+            "val_fraction": val_fraction,
+            "train": len(split.train_skus),
+            "val": len(split.val_skus),
+        },
+        "queries": {
+            "views_per_product": views,
+            "view_seed": view_seed,
+            "text_seed": EVAL_TEXT_SEED,
+            "count": len(split.val) * views,
+        },
+    }
 
 
 def held_out_split(products: list[GivaProduct], val_fraction: float, split_seed: int) -> HeldOutSplit:
