@@ -135,7 +135,7 @@ the held-out products' attributes; a result is relevant when it has every asked-
 P@10 (capped) divides by min(10, number of relevant products).
 
 The row "fused image-only, as served" scores a product the way search serves a photo-only
-query (`search/query.py`, `search/ranking.similarity`): every catalog photo also has its own
+query (`ml.scoring.served_similarity`, which search ranks by): every catalog photo also has its own
 photo-only fused vector, and the query's similarity to a product is the best of its cosine to
 the product's photo vectors and to the product vector. A query with words is served by the
 product vector alone, so the "fused text-only" and "fused image+text" rows are what search
