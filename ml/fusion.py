@@ -25,6 +25,7 @@ from ml.lexical import lexical_dim
 __all__ = ["AttentionFusion", "build_fusion"]
 
 IMAGE, TEXT, LEXICAL = 0, 1, 2
+FUSION_QUERY_INIT_STD = 0.02
 
 
 class AttentionFusion(nn.Module):
@@ -62,7 +63,7 @@ class AttentionFusion(nn.Module):
             else None
         )
         self.modality_embedding = nn.Parameter(torch.zeros(3 if lexical_dim else 2, width))
-        self.fusion_query = nn.Parameter(torch.randn(width) * 0.02)
+        self.fusion_query = nn.Parameter(torch.randn(width) * FUSION_QUERY_INIT_STD)
         self.w_q = nn.Linear(width, width)
         self.w_k = nn.Linear(width, width)
         self.w_v = nn.Linear(width, width)

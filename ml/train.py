@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml.constants import DEFAULT_MODEL, WEIGHTS_DIR
+from ml.constants import DEFAULT_MODEL, DEFAULT_THREADS, WEIGHTS_DIR
 from ml.data import giva
 from ml.model import load_model, save_fusion_checkpoint
 from ml.training import features as F
@@ -31,9 +31,12 @@ logger = logging.getLogger("ml.train")
 
 VIEW_CHUNK = 16  # shopper views per product per cached chunk
 TRAIN_TEXT_SEED_OFFSET = 100  # text queries of training use seed + this; views use seed
+VIEW_CHUNK_SEED_STRIDE = 1000  # chunk c of view seed s is cached under seed s * stride + c
 
 
-def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 2, progress: bool = True) -> dict:
+def run(
+    settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = DEFAULT_THREADS, progress: bool = True
+) -> dict:
     """Cache features, train, save the checkpoint, evaluate, write the model card."""
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -50,7 +53,8 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
     view_seed = settings.seed if settings.view_seed is None else settings.view_seed
     chunks = range(-(-settings.train_views // VIEW_CHUNK))
     views = np.concatenate(
-        [F.view_features(base, train, VIEW_CHUNK, view_seed * 1000 + chunk) for chunk in chunks], axis=1
+        [F.view_features(base, train, VIEW_CHUNK, view_seed * VIEW_CHUNK_SEED_STRIDE + chunk) for chunk in chunks],
+        axis=1,
     )[:, : settings.train_views]
     spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
     span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--views", type=int, default=defaults.train_views, help="shopper views per training product")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     parser.add_argument("--output-dir", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -24,6 +24,7 @@ from ml.model import FusionInput, SearchModel
 from ml.scoring import served_similarity
 from ml.training import features as F
 from ml.training.data import (
+    VAL_FRACTION,
     AttributeQuery,
     all_attribute_queries,
     attribute_key,
@@ -39,7 +40,6 @@ EVAL_VIEW_SEED = 7919  # training uses the run seed (0 by default); never this o
 EVAL_TEXT_SEED = 7920
 EVAL_ATTRIBUTE_SEED = 7921  # which of its product's attribute phrasings a photo query adds
 EVAL_VIEWS = 5  # shopper views per held-out product
-VAL_FRACTION = 0.2  # share of each category held out
 ATTRIBUTE_K = 10  # attribute queries are scored on their top 10
 ATTRIBUTE_EXAMPLES = 6  # attribute query texts kept in the results, to show what they look like
 
@@ -138,7 +138,9 @@ def evaluate_model(
     return results
 
 
-def _split_and_queries(split: HeldOutSplit, val_fraction: float, split_seed: int, views: int, view_seed: int) -> Results:
+def _split_and_queries(
+    split: HeldOutSplit, val_fraction: float, split_seed: int, views: int, view_seed: int
+) -> Results:
     """What the numbers were measured on: the split and the queries."""
     return {
         "split": {

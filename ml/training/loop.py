@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ml.data.giva import GivaProduct
 from ml.fusion import AttentionFusion
 from ml.training.data import (
+    VAL_FRACTION,
     AttributeQuery,
     attribute_key,
     attribute_queries_for,
@@ -37,6 +38,9 @@ from ml.training.losses import LearnedTemperature, hardest_negative_triplet, mul
 logger = logging.getLogger(__name__)
 
 __all__ = ["TrainSettings", "TrainingData", "train_fusion"]
+
+TITLE_QUERY_RATE = 0.15  # share of text-only queries that are the product's title
+GRAD_CLIP_NORM = 5.0
 
 
 @dataclass
@@ -49,7 +53,7 @@ class TrainSettings:
     # Seed of the cached shopper views; None: the run seed. Fixing it while changing ``seed``
     # measures the spread of training alone on the same views (the model card's seed rows).
     view_seed: int | None = None
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     train_views: int = 32  # shopper views cached per training product
     text_spans: int = 8  # "how it looks" text queries per training product
     epochs: int = 300
@@ -186,7 +190,7 @@ def training_loss(
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
     queries["image"] = (fusion(views.unsqueeze(1), None, None, None), identity)
     texts, positives = _sample_texts(
-        data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=0.15
+        data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=TITLE_QUERY_RATE
     )
     queries["text"] = (fusion(None, None, texts, None), positives)
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
@@ -256,7 +260,7 @@ def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSet
             loss, parts = training_loss(fusion, temperature, data, batch, settings, generator)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            torch.nn.utils.clip_grad_norm_(parameters, GRAD_CLIP_NORM)
             optimiser.step()
             scheduler.step()
             step += 1

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+_MIN_NORM = 1e-12  # keeps the division defined for all-zero rows
+
 __all__ = ["average_precision_at_k", "cosine_scores", "ndcg_at_k", "precision_at_k", "recall_at_k", "retrieval_metrics"]
 
 
 def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """Cosine similarity of every query with every gallery row (normalises both)."""
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), _MIN_NORM)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), _MIN_NORM)
     return q @ g.T
 
 
@@ -42,7 +44,7 @@ def ndcg_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
     dcg = (hits * discounts).sum(axis=1)
     ideal_hits = np.minimum(relevant.sum(axis=1), hits.shape[1]).astype(int)
-    idcg = np.array([discounts[:n].sum() for n in ideal_hits]).clip(min=1e-12)
+    idcg = np.array([discounts[:n].sum() for n in ideal_hits]).clip(min=_MIN_NORM)
     return float((dcg / idcg).mean())
 
 

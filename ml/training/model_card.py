@@ -122,9 +122,10 @@ Training time on {training["threads"]} CPU threads: {training["train_seconds"]} 
 def _evaluation(split: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     """How the evaluation is built, and its tables."""
     queries = metrics["queries"]
+    per_product = queries["views_per_product"]
     return f"""## Evaluation (`python -m ml.evaluate`)
 
-Queries come from the {split["val"]} held-out products only: {queries["views_per_product"]} shopper-style views per product
+Queries come from the {split["val"]} held-out products only: {per_product} shopper-style views per product
 made with the fixed evaluation seed {queries["view_seed"]} (training uses other seeds), and per view a
 5-10 word "how it looks" text (seed {queries["text_seed"]}). Exact cosine search against the fused product
 vectors (catalog photo + product text). Primary gallery: the held-out products; second gallery:
@@ -292,13 +293,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from ml.constants import DEFAULT_MODEL, WEIGHTS_DIR
+    from ml.constants import DEFAULT_MODEL, DEFAULT_THREADS, WEIGHTS_DIR
     from ml.model import load_model
     from ml.training.evaluation import evaluate_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--evaluate", action="store_true", help="re-run the evaluation first")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     path = WEIGHTS_DIR / f"{DEFAULT_MODEL}.metrics.json"

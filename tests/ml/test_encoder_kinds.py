@@ -114,7 +114,9 @@ def test_transformers_image_kind_refuses_a_checkpoint_missing_weights_it_uses(tm
     ViTModel(ViTConfig(**architecture), add_pooling_layer=False).save_pretrained(folder)
     with pytest.raises(ModelLoadError, match="missing"):
         build_image_encoder(_tiny_config(kind="transformers", feature_dim=16), resolve_weights(folder))
-    mean = build_image_encoder(_tiny_config(kind="transformers", feature_dim=16, pooling="mean"), resolve_weights(folder))
+    mean = build_image_encoder(
+        _tiny_config(kind="transformers", feature_dim=16, pooling="mean"), resolve_weights(folder)
+    )
     assert mean.feature_dim == 16
 
 
@@ -134,7 +136,9 @@ def test_transformers_text_kind_loads_a_saved_model_with_its_tokenizer(tmp_path,
     config["text"] = {**config["text"], "kind": "transformers"}
     encoder = build_text_encoder(config, resolve_weights(folder))
     with torch.inference_mode():
-        torch.testing.assert_close(encoder.encode(["rose gold ring"]), tiny_model.text_encoder.encode(["rose gold ring"]))
+        torch.testing.assert_close(
+            encoder.encode(["rose gold ring"]), tiny_model.text_encoder.encode(["rose gold ring"])
+        )
 
 
 def test_a_config_file_in_an_added_folder_is_a_new_model(tmp_path, config_dirs):
