@@ -217,11 +217,11 @@ def _hub_snapshot(repo_id: str, role: str) -> Path:
 # ---------------------------------------------------------------- content hashes
 
 _HASH_LOCK = threading.Lock()
-_MEMORY_HASHES: dict[tuple, str] = {}
+_MEMORY_HASHES: dict[tuple[str, int, int], str] = {}
 _DISK_HASHES_FILE = CACHE_DIR / "weights-hashes.json"
 
 
-def _file_key(path: Path) -> tuple:
+def _file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
@@ -255,9 +255,10 @@ def file_sha256(path: Path) -> str:
 
 def _read_disk_hashes() -> dict[str, str]:
     try:
-        return json.loads(_DISK_HASHES_FILE.read_text())
+        hashes = json.loads(_DISK_HASHES_FILE.read_text())
     except (OSError, ValueError):
         return {}
+    return hashes if isinstance(hashes, dict) else {}
 
 
 def _write_disk_hashes(hashes: dict[str, str]) -> None:
@@ -303,7 +304,7 @@ class ModelSpec:
     """A config plus the resolved weights of its three parts: everything a build needs."""
 
     name: str
-    config: dict
+    config: dict[str, Any]
     image: ResolvedWeights
     text: ResolvedWeights
     fusion: ResolvedWeights
@@ -339,9 +340,9 @@ class ModelSpec:
 def model_spec(
     name: str | None = None,
     *,
-    image_weights: str | os.PathLike | None = None,
-    text_weights: str | os.PathLike | None = None,
-    fusion_weights: str | os.PathLike | None = None,
+    image_weights: str | os.PathLike[str] | None = None,
+    text_weights: str | os.PathLike[str] | None = None,
+    fusion_weights: str | os.PathLike[str] | None = None,
 ) -> ModelSpec:
     """Resolve a config and its weights (overrides win over the config's defaults)."""
     config = load_config(name)
@@ -357,9 +358,9 @@ def model_spec(
 def model_version(
     name: str | None = None,
     *,
-    image_weights: str | os.PathLike | None = None,
-    text_weights: str | os.PathLike | None = None,
-    fusion_weights: str | os.PathLike | None = None,
+    image_weights: str | os.PathLike[str] | None = None,
+    text_weights: str | os.PathLike[str] | None = None,
+    fusion_weights: str | os.PathLike[str] | None = None,
 ) -> str:
     """The version string ``load_model`` would give, without building any network.
 

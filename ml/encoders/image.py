@@ -77,7 +77,8 @@ class ResNetImageEncoder(ImageEncoder):
     def __init__(self, resnet: nn.Module) -> None:
         super().__init__()
         self.resnet = resnet
-        self.feature_dim = int(resnet.config.hidden_sizes[-1])
+        model_config: Any = resnet.config  # a transformers config: typed loosely by torch's Module
+        self.feature_dim = int(model_config.hidden_sizes[-1])
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         pooled: torch.Tensor = self.resnet(pixel_values=pixel_values).pooler_output  # (N, C, 1, 1)
@@ -163,10 +164,12 @@ class EfficientNetLiteImageEncoder(ImageEncoder):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.feature_dim = int(network._bn1.num_features)
+        last_norm: Any = network._bn1  # efficientnet_lite_pytorch has no type information
+        self.feature_dim = int(last_norm.num_features)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        feature_map: torch.Tensor = self.network.extract_features(pixel_values)
+        network: Any = self.network
+        feature_map: torch.Tensor = network.extract_features(pixel_values)
         return feature_map.mean(dim=(2, 3))
 
 

@@ -52,9 +52,10 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.bert = bert
         self.tokenizer = tokenizer
-        positions = getattr(bert.config, "max_position_embeddings", None) or max_length
+        model_config: Any = bert.config  # a transformers config: typed loosely by torch's Module
+        positions = getattr(model_config, "max_position_embeddings", None) or max_length
         self.max_length = min(int(max_length), int(positions))
-        self.feature_dim = int(bert.config.hidden_size)
+        self.feature_dim = int(model_config.hidden_size)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return dict(

@@ -11,7 +11,7 @@ ranks by.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,7 +284,7 @@ def attribute_table(
     }
 
 
-def targets(held_out: Results) -> Results:
+def targets(held_out: Mapping[str, Any]) -> Results:
     """The issue's targets on the held-out gallery, on the product vectors and as served."""
     r1 = {name: row["R@1"] for name, row in held_out["retrieval"].items()}
     attribute = held_out["attribute_queries"]
@@ -311,7 +311,7 @@ def _gain(value: float, target: float) -> dict[str, float | bool]:
 RETRIEVAL_COLUMNS = ("R@1", "R@5", "R@10", "mAP@10", "NDCG@10")
 
 
-def format_table(results: Results) -> str:
+def format_table(results: Mapping[str, Any]) -> str:
     """Markdown tables of the results (printed by the CLI, pasted into the model card)."""
     lines: list[str] = []
     for gallery, block in results["galleries"].items():
@@ -324,7 +324,7 @@ def format_table(results: Results) -> str:
     return "\n".join(lines)
 
 
-def _retrieval_lines(gallery: str, block: Results, queries: Results) -> list[str]:
+def _retrieval_lines(gallery: str, block: Mapping[str, Any], queries: Mapping[str, Any]) -> list[str]:
     lines = [
         f"Gallery: {gallery} products ({block['size']}), {queries['count']} queries of held-out products "
         f"({queries['views_per_product']} per product, seed {queries['view_seed']})",
@@ -337,7 +337,7 @@ def _retrieval_lines(gallery: str, block: Results, queries: Results) -> list[str
     return lines
 
 
-def _attribute_lines(attribute: Results) -> list[str]:
+def _attribute_lines(attribute: Mapping[str, Any]) -> list[str]:
     examples = attribute["examples"]
     example = examples[1] if len(examples) > 1 else examples[0]
     lines = [

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,7 @@ __all__ = ["catalog_features", "product_photo", "text_features", "view_features"
 
 
 def _cached(
-    model: SearchModel, fingerprint: str, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True
+    model: SearchModel, fingerprint: str, parts: dict[str, Any], compute: Callable[[], np.ndarray], cache: bool = True
 ) -> np.ndarray:
     # ``fingerprint``: of the side that made the features, so a text-side change (say, the
     # lexical width) keeps the cached shopper views, which take minutes to recompute.
@@ -43,7 +44,8 @@ def _cached(
     path = FEATURE_CACHE_DIR / f"{model.name}-{parts.get('kind', 'x')}-{key}.npy"
     if cache and path.is_file():
         try:
-            return np.load(path)
+            cached: np.ndarray = np.load(path)
+            return cached
         except (OSError, ValueError):
             logger.warning("ignoring unreadable feature cache %s", path)
     array = compute().astype(np.float32)

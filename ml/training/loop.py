@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class TrainSettings:
     # Extra image-path pairs: a view against the product's photo alone (no text), which
     # teaches the image projection invariance to shopper conditions directly.
     photo_pair_weight: float = 2.0
-    query_weights: dict = field(default_factory=lambda: {"image": 2.0, "text": 1.0, "image+text": 1.0})
+    query_weights: dict[str, float] = field(default_factory=lambda: {"image": 2.0, "text": 1.0, "image+text": 1.0})
     # Share of attribute queries among the texts of text-only and image+text queries.
     text_attribute_rate: float = 0.4
     both_attribute_rate: float = 0.4
@@ -81,7 +82,7 @@ class TrainSettings:
     # the text analogue of the view-vs-photo pairs.
     text_pair_weight: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -143,7 +144,7 @@ def build_training_data(
 
 def _sample_texts(
     data: TrainingData, batch: torch.Tensor, generator: torch.Generator, attribute_rate: float, title_rate: float
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per product in the batch: a text feature and the products it answers (B, B)."""
     size = len(batch)
     texts = torch.empty(size, data.spans.shape[-1])
@@ -221,7 +222,9 @@ def training_loss(
     return total, parts
 
 
-def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True) -> dict:
+def train_fusion(
+    fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True
+) -> dict[str, Any]:
     """Train ``fusion`` in place; returns the loss history and timing."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -247,7 +250,7 @@ def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSet
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
-    history: list[dict] = []
+    history: list[dict[str, float]] = []
     fusion.train()
     started = time.perf_counter()
     step = 0

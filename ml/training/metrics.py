@@ -6,18 +6,22 @@ by descending score (exact cosine search when rows are unit vectors).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 _MIN_NORM = 1e-12  # keeps the division defined for all-zero rows
 
 __all__ = ["average_precision_at_k", "cosine_scores", "ndcg_at_k", "precision_at_k", "recall_at_k", "retrieval_metrics"]
 
 
-def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+def cosine_scores(queries: NDArray[Any], gallery: NDArray[Any]) -> NDArray[np.floating[Any]]:
     """Cosine similarity of every query with every gallery row (normalises both)."""
     q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), _MIN_NORM)
     g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), _MIN_NORM)
-    return q @ g.T
+    scores: NDArray[np.floating[Any]] = q @ g.T
+    return scores
 
 
 def _ranked_relevance(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
