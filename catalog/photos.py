@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 
+from django.apps import apps
 from django.core.files.storage import Storage
 from django.db import transaction
 
@@ -43,7 +44,7 @@ def stored_file_hash(storage: Storage, name: str) -> str | None:
 
 
 def is_referenced(name: str) -> bool:
-    from .models import ProductImage
+    ProductImage = apps.get_model("catalog", "ProductImage")  # by name: catalog.models imports this module
 
     content_hash = content_hash_of_name(name)
     rows = ProductImage.objects.filter(image=name)

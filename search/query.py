@@ -30,6 +30,7 @@ from catalog.models import Category, Product, ProductImage
 from indexing.engine import active_version, model_for_version
 from indexing.models import ModelVersion
 from indexing.vector_index import TABLES, capabilities
+from ml import scoring
 
 from . import ranking
 
@@ -299,9 +300,9 @@ def retrieve(
 
 def _category_in_words(words: frozenset[str]) -> str | None:
     """The shop's category the words name ("rings" -> Ring), if any."""
-    stems = {w[:-1] if w.endswith("s") else w for w in words}
     for name in Category.objects.values_list("name", flat=True):
-        if name.lower() in words or name.lower() in stems:
+        name_words = set(scoring.words(name))
+        if name_words and name_words <= words:
             return name
     return None
 
@@ -309,7 +310,7 @@ def _category_in_words(words: frozenset[str]) -> str | None:
 def text_signals(text: str) -> dict[str, dict[str, float]]:
     """What a typed query names, per declared attribute: {"metal": {"rose_gold": 1.0}, ...}."""
     signals: dict[str, dict[str, float]] = {}
-    words = ranking.tokens(text)
+    words = scoring.token_set(text)
     for attribute in searchable.boosted():
         if attribute.kind is searchable.FilterKind.CATEGORY:
             value = _category_in_words(words)
@@ -495,7 +496,7 @@ def search(query: SearchQuery) -> SearchResponse:
     clock.lap("retrieve_ms")
     _exact_rescore(vector, version, grouped)
     query_signals = ranking.QuerySignals(
-        attributes=signals, tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text
+        attributes=signals, tokens=scoring.token_set(query.text), photo_only=bool(query.image) and not query.text
     )
     ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
     results = _results(ranked, grouped, query)

@@ -167,6 +167,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 # One shared search space: every stored vector and every query vector has this dimension.
 SEARCH_EMBEDDING_DIM = 512
 SEARCH_MODEL = env("SEARCH_MODEL", "effnet-lite2-minilm")
+# Extra folders of model configs (JSON, as in ml/configs/): a new backbone is a config file.
+SEARCH_MODEL_CONFIG_DIRS = env_list("SEARCH_MODEL_CONFIG_DIRS")
 SEARCH_IMAGE_WEIGHTS = env("SEARCH_IMAGE_WEIGHTS")  # hub id or local path; None = config default
 SEARCH_TEXT_WEIGHTS = env("SEARCH_TEXT_WEIGHTS")
 SEARCH_FUSION_WEIGHTS = env("SEARCH_FUSION_WEIGHTS")
