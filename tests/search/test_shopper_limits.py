@@ -213,3 +213,18 @@ def test_a_png_with_transparency_is_kept_on_white_as_the_model_sees_it():
     image.save(out, "PNG")
     kept = Image.open(io.BytesIO(rendition(check_image_upload(out.getvalue())))).convert("RGB")
     assert kept.getpixel((10, 10)) == (255, 255, 255)
+
+
+def test_with_the_query_cache_down_an_upload_is_a_503_that_says_so(client, settings):
+    from tests.security.live import free_port
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "query": {**settings.CACHES["query"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"},
+    }
+    upload = SimpleUploadedFile("ring.jpg", make_photo(5), content_type="image/jpeg")
+    response = client.post("/", {"image": upload})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "briefly unavailable" in response.content.decode()
+    assert client.get("/", {"image_ref": "0" * 64}).status_code == 410  # nothing kept: "upload it again"
