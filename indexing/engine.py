@@ -34,18 +34,21 @@ _models: OrderedDict[tuple, SearchModel] = OrderedDict()
 WEIGHT_KEYS = ("image_weights", "text_weights", "fusion_weights")
 
 
-def _configure_torch() -> None:
+def _configure_torch(threads: int | None = None) -> None:
     import torch
 
     # Sized to the machine: a worker that oversubscribes 2 cores runs slower, not faster.
-    if torch.get_num_threads() != settings.TORCH_THREADS:
-        torch.set_num_threads(settings.TORCH_THREADS)
-    with contextlib.suppress(RuntimeError):  # only allowed before the first parallel op
-        torch.set_num_interop_threads(1)
+    threads = threads or settings.TORCH_THREADS
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)  # only allowed before the first parallel op
 
 
-def load_search_model(name: str | None = None, weights: dict | None = None) -> SearchModel:
-    """The ml.SearchModel for a config name and weight overrides, loaded once per process."""
+def load_search_model(name: str | None = None, weights: dict | None = None, *, for_fork: bool = False) -> SearchModel:
+    """The ml.SearchModel for a config name and weight overrides, loaded once per process.
+
+    `for_fork`: loaded eager on one thread, for a process about to fork (preload_for_workers)."""
     from ml.model import load_model
 
     name = name or settings.SEARCH_MODEL
@@ -57,9 +60,9 @@ def load_search_model(name: str | None = None, weights: dict | None = None) -> S
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
-        _configure_torch()
+        _configure_torch(1 if for_fork else None)
         started = time.perf_counter()
-        model = load_model(name, backend=settings.SEARCH_INFERENCE_BACKEND, **weights)
+        model = load_model(name, backend="eager" if for_fork else settings.SEARCH_INFERENCE_BACKEND, **weights)
         logger.info("loaded model %s in %.1fs", model.version, time.perf_counter() - started)
         if model.dim != settings.SEARCH_EMBEDDING_DIM:
             raise RuntimeError(
@@ -70,6 +73,43 @@ def load_search_model(name: str | None = None, weights: dict | None = None) -> S
         while len(_models) > MODEL_CACHE_SIZE:
             _models.popitem(last=False)
         return model
+
+
+def preload_for_workers() -> str:
+    """In gunicorn's master, before it forks: read the serving model's weights once (the
+    slow part, 10-20 s) so every worker, and every replacement of a worker that died,
+    starts with them shared copy-on-write instead of reading them again.
+
+    Nothing here may start a thread a fork would lose (OpenMP's and ONNX Runtime's pools
+    do not survive one): the model is loaded eager and runs its one warm-up query (lazy
+    kernels, tokenizer) on a single thread, so no pool is ever started, and the database
+    connection is closed. Each worker then calls `prepare_preloaded_models`."""
+    from django.db import connections
+    from PIL import Image
+
+    try:
+        version = active_version(create=False)
+        if version is not None:
+            model = load_search_model(version.model_name, version.weights, for_fork=True)
+        else:
+            model = load_search_model(for_fork=True)
+        model.encode_query(image=Image.new("RGB", (64, 64), "white"), text="gold ring")
+    finally:
+        connections.close_all()
+    return model.version
+
+
+def prepare_preloaded_models() -> None:
+    """In a forked worker: this process' threads, and the image backbone on the inference
+    backend (an ONNX Runtime session of the cached graph: under a second)."""
+    from ml.accel import use_backend
+
+    backend = settings.SEARCH_INFERENCE_BACKEND
+    with _lock:
+        _configure_torch()
+        for model in _models.values():
+            if backend != "eager" and getattr(model, "inference_backend", "eager") != backend:
+                use_backend(model, backend)
 
 
 def loaded_model_versions() -> list[str]:

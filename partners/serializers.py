@@ -15,7 +15,8 @@ from rest_framework import serializers
 from catalog import searchable
 from catalog.choices import Currency, Gemstone, Metal
 from catalog.models import Category, Product, ProductImage
-from catalog.uploads import CheckedImage, UploadError, check_image_upload, read_upload
+from catalog.uploads import CheckedImage, UploadError, read_upload
+from search.photos import check_query_photo
 from search.query import Filters, SearchQuery, SearchResponse
 
 from .errors import APIError, upload_rejected
@@ -142,7 +143,7 @@ class SearchUploadSerializer(SearchParamsSerializer):
         if upload is None:
             return None
         try:
-            return check_image_upload(read_upload(upload))
+            return check_query_photo(read_upload(upload))
         except UploadError as error:
             raise upload_rejected(error, "image") from None
 
@@ -165,7 +166,7 @@ class SearchJSONSerializer(SearchParamsSerializer):
                 400, "invalid_base64", "image_base64 is not valid base64.", {"field": "image_base64"}
             ) from None
         try:
-            return check_image_upload(data)
+            return check_query_photo(data)
         except UploadError as error:
             raise upload_rejected(error, "image_base64") from None
 

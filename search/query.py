@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import Field
 
@@ -37,6 +37,8 @@ from . import ranking
 logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SECONDS = 24 * 3600
+# The query cache (settings.CACHES alias): its own Redis, never the broker's.
+QUERY_CACHE = "query"
 CATEGORY_NEIGHBOURS = 10
 # Filtered retrieval on pgvector without iterative scans: over-fetch rounds, each this many
 # times larger, until this many times the first fetch, then an exact scan of the subset.
@@ -171,15 +173,16 @@ def _query_cache_key(version: str, image: bytes | None, text: str) -> str:
 def encode_query(version: ModelVersion, image: bytes | None, text: str) -> np.ndarray:
     """Query vector in the shared space, cached in Redis by content hash + model version."""
     key = _query_cache_key(version.version, image, text)
-    cached = cache.get(key)
+    cached = caches[QUERY_CACHE].get(key)
     if cached is not None:
         return np.frombuffer(cached, dtype=np.float32)
     from ml.preprocess import load_image
 
     model = model_for_version(version)
-    vector = model.encode_query(image=load_image(image) if image else None, text=text or None)
+    side = int(model.config["preprocess"]["resize"])  # a JPEG is decoded at the scale the model reads
+    vector = model.encode_query(image=load_image(image, draft=(side, side)) if image else None, text=text or None)
     vector = np.asarray(vector, dtype=np.float32)
-    cache.set(key, vector.tobytes(), QUERY_CACHE_SECONDS)
+    caches[QUERY_CACHE].set(key, vector.tobytes(), QUERY_CACHE_SECONDS)
     return vector
 
 

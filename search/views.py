@@ -4,25 +4,22 @@ import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.models import Product
-from catalog.uploads import UploadError, check_image_upload, read_upload
+from catalog.uploads import UploadError, read_upload
 from ml.errors import ImageDecodeError
 
 from .forms import SearchForm
+from .photos import PhotoStoreUnavailable, check_query_photo, find_query_photo, keep_query_photo
 from .query import SearchQuery, SearchUnavailable, search
+from .ratelimit import limit_shopper_searches
 
 logger = logging.getLogger(__name__)
 SIMILAR_ON_PRODUCT_PAGE = 8
-
-
-def _photo_key(ref: str) -> str:
-    return f"query-photo:{ref}"
 
 
 def _render(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
@@ -30,6 +27,7 @@ def _render(request: HttpRequest, context: dict, status: int = 200) -> HttpRespo
 
 
 @require_http_methods(["GET", "POST"])
+@limit_shopper_searches
 def search_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _upload_photo(request)
@@ -42,8 +40,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     photo = None
     if data.get("image_ref"):
-        cached = cache.get(_photo_key(data["image_ref"]))
-        photo = cached[0] if cached else None
+        stored = find_query_photo(data["image_ref"])
+        photo = stored.data if stored else None
         if photo is None:
             context["error"] = "Your photo has expired from our short-term memory: please upload it again."
             return _render(request, context, status=410)
@@ -85,7 +83,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
 
 
 def _upload_photo(request: HttpRequest) -> HttpResponse:
-    """Validate the photo, keep it briefly by its hash, and redirect to a plain GET."""
+    """Validate the photo, keep a small rendition briefly by its hash (search/photos.py),
+    and redirect to a plain GET."""
     form = SearchForm(request.POST)
     context: dict = {"form": form, "max_upload_mb": settings.MAX_UPLOAD_BYTES // 1_000_000}
     upload = request.FILES.get("image")
@@ -95,14 +94,17 @@ def _upload_photo(request: HttpRequest) -> HttpResponse:
         context["error"] = "Choose a photo to search with, or type a few words."
         return _render(request, context, status=400)
     try:
-        checked = check_image_upload(read_upload(upload))
+        kept = keep_query_photo(check_query_photo(read_upload(upload)))
     except UploadError as exc:
         context["error"] = exc.message
         return _render(request, context, status=exc.status)
-    # The content type travels with the bytes: showing the photo never decodes it again.
-    cache.set(_photo_key(checked.sha256), (checked.data, checked.content_type), settings.QUERY_PHOTO_SECONDS)
+    except PhotoStoreUnavailable as exc:
+        context["error"] = f"{exc} Please try again in a few seconds, or search with words."
+        response = _render(request, context, status=503)
+        response["Retry-After"] = "5"
+        return response
     data = form.cleaned_data if form.is_valid() else {}
-    return redirect(_search_url({**data, "image_ref": checked.sha256}))
+    return redirect(_search_url({**data, "image_ref": kept.ref}))
 
 
 def _search_url(data: dict) -> str:
@@ -113,11 +115,10 @@ def _search_url(data: dict) -> str:
 @require_GET
 def query_photo(request: HttpRequest, ref: str) -> HttpResponse:
     """The shopper's own photo, shown above their results."""
-    cached = cache.get(_photo_key(ref))
-    if not cached:
+    photo = find_query_photo(ref)
+    if photo is None:
         raise Http404("photo expired")
-    data, content_type = cached
-    response = HttpResponse(data, content_type=content_type)
+    response = HttpResponse(photo.data, content_type=photo.content_type)
     response["Cache-Control"] = f"private, max-age={settings.QUERY_PHOTO_SECONDS}"
     return response
 

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .security import client_ip
+from search.ratelimit import client_ip
 
 
 def lockout_response(

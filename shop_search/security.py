@@ -1,7 +1,7 @@
 """Web-facing protections that are not a view's business: the Content-Security-Policy
 (with the API docs' inline blocks allowed by hash), a request-body cap in front of the
-form parsers, product photos served with safe headers, and the client address that the
-admin's login rate limit (django-axes) counts by."""
+form parsers, and product photos served with safe headers. The client address that the
+admin's login limit and the shopper search limit count by is search.ratelimit.client_ip."""
 
 from __future__ import annotations
 
@@ -153,14 +153,3 @@ def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
     # Names are content hashes: a name never changes what it holds.
     response["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address for the login rate limit: REMOTE_ADDR, or behind
-    TRUSTED_PROXY_COUNT reverse proxies, the address the outermost one saw."""
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-        if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR")

@@ -371,7 +371,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "shop_search.lockout.lockout_response"  # a styled page that says when to try again
-AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
+AXES_CLIENT_IP_CALLABLE = "search.ratelimit.client_ip"  # the shopper search limit counts by it too
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # --- end Security ------------------------------------------------------------------------
@@ -387,3 +387,22 @@ DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
 # prices without a currency are in it; a price written in another currency is refused.
 SHOP_CURRENCY = (env("SHOP_CURRENCY", "INR") or "INR").strip().upper()
 # --- end Shop ----------------------------------------------------------------------------
+
+# --- Query photos, the query cache, the shopper page's limit (search/photos.py, ratelimit.py)
+# The query cache (shoppers' photos, query vectors) has its own Redis, never the broker's:
+# in production a separate instance with maxmemory and allkeys-lru (docs/operations.md);
+# by default the broker's server, database 1. Photos are bounded by the store itself too.
+QUERY_CACHE_URL = env("QUERY_CACHE_URL", REDIS_URL.rsplit("/", 1)[0] + "/1")
+CACHES["query"] = {**CACHES["default"], "LOCATION": QUERY_CACHE_URL, "KEY_PREFIX": "shop-search-query"}
+# All query photos together stay under this many bytes; the oldest go first (each is a
+# JPEG rendition of at most QUERY_PHOTO_MAX_SIDE pixels a side, tens of KB).
+QUERY_PHOTO_STORE_BYTES = env_int("QUERY_PHOTO_STORE_BYTES", 64 * 1024 * 1024)
+QUERY_PHOTO_MAX_SIDE = 768
+# A query photo is decoded whole (PNG, WebP, GIF, HEIC; JPEG at a reduced scale), so it may
+# have fewer pixels than a catalog photo: 25 MP takes a 24 MP phone photo and decodes in
+# ~0.3 s of CPU; a 50 MP PNG would take 0.7 s before the model (measured, docs/operations.md).
+QUERY_MAX_IMAGE_PIXELS = env_int("QUERY_MAX_IMAGE_PIXELS", 25_000_000)
+# Anonymous searches (words, photos, filters) per client address; behind proxies see
+# TRUSTED_PROXY_COUNT.
+SHOPPER_SEARCH_RATE = env("SHOPPER_SEARCH_RATE", "30/min")
+# --- end Query photos -------------------------------------------------------------------------

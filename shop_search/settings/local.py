@@ -17,6 +17,8 @@ DATABASE_URL = env("DATABASE_URL") or embedded.postgres_url()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 REDIS_URL = env("REDIS_URL") or embedded.redis_url()
 CACHES["default"]["LOCATION"] = REDIS_URL
+QUERY_CACHE_URL = env("QUERY_CACHE_URL") or REDIS_URL.rsplit("/", 1)[0] + "/1"
+CACHES["query"]["LOCATION"] = QUERY_CACHE_URL
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(embedded.DATA_DIR / "media")))
 # `make run` puts a buffering front (shop_search/front.py) before gunicorn: one proxy.

@@ -12,6 +12,9 @@ DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHES["default"]["LOCATION"] = REDIS_URL
+# The query cache on its own database, as in production (QUERY_CACHE_URL=...:6379/4 to move it).
+QUERY_CACHE_URL = env("QUERY_CACHE_URL", REDIS_URL.rsplit("/", 1)[0] + "/14")
+CACHES["query"]["LOCATION"] = QUERY_CACHE_URL
 CELERY_BROKER_URL = REDIS_URL
 SEARCH_MODEL = env("SEARCH_MODEL", "tiny-test")
 TORCH_THREADS = 1
@@ -27,3 +30,6 @@ INDEX_SWEEP_GRACE_SECONDS = 2
 # in the middle of one (tests/search/test_worker.py). Never set outside the test settings.
 INDEX_TEST_BATCH_DELAY_SECONDS = float(env("INDEX_TEST_BATCH_DELAY_SECONDS", "0"))
 SEARCH_INFERENCE_BACKEND = "eager"  # fast to load; tests/ml/test_accel.py covers the ONNX path
+# The suite sends hundreds of searches from one address (the upload corpus): the shopper
+# limit's own tests set theirs (tests/search/test_shopper_limits.py).
+SHOPPER_SEARCH_RATE = "100000/min"

@@ -195,7 +195,7 @@ def test_admin_login_locks_out_after_repeated_failures(admin_user):
 def test_login_rate_limit_counts_the_client_behind_trusted_proxies(settings):
     from django.test import RequestFactory
 
-    from shop_search.security import client_ip
+    from search.ratelimit import client_ip
 
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.5")
     assert client_ip(request) == "10.0.0.2"  # no proxy trusted: a header is not an address
