@@ -59,12 +59,52 @@ def read_queries(csv_path: Path) -> list[EvalQuery]:
     return queries
 
 
+METHODS = ("baseline", "dense", "lexical", "hybrid")
+
+
+class MiniLMBaseline:
+    """The plain off-the-shelf text encoder: exact cosine between the query and each active
+    product's "title. description", both mean-pooled MiniLM (no fusion, no index, no words)."""
+
+    def __init__(self) -> None:
+        from catalog.models import Product
+        from indexing.engine import active_version, model_for_version
+
+        self.model = model_for_version(active_version(create=False))
+        rows = list(Product.objects.filter(is_active=True).values_list("sku", "title", "description"))
+        self.skus = [sku for sku, _, _ in rows]
+        self.vectors = self._encode([f"{title}. {description}" for _, title, description in rows])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.text_features(texts)[:, : self.model.bert_feature_dim]  # MiniLM, mean-pooled
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def ranked(self, text: str, k: int) -> list[str]:
+        scores = self.vectors @ self._encode([text])[0]
+        return [self.skus[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
 def run_queries(
-    queries: list[EvalQuery], k: int, *, exact: bool = False, progress: Callable[[int], None] | None = None
+    queries: list[EvalQuery],
+    k: int,
+    *,
+    exact: bool = False,
+    method: str = "hybrid",
+    progress: Callable[[int], None] | None = None,
 ) -> list[EvalResult]:
+    """Each query through the served search (`method` picks the side-by-side variant)."""
+    if method == "baseline":
+        baseline = MiniLMBaseline()
     results = []
     for query in queries:
-        response = search(SearchQuery(image=query.image, text=query.text, k=k, exact=exact))
+        if method == "baseline":
+            if query.image:
+                raise ValueError("the MiniLM baseline answers text queries only")
+            results.append(EvalResult(query, baseline.ranked(query.text, k)))
+            if progress:
+                progress(1)
+            continue
+        response = search(SearchQuery(image=query.image, text=query.text, k=k, exact=exact), method=method)
         ranked = [result.product.sku for result in response.results]
         thumbs = {
             result.product.sku: result.matched_image.image.url
@@ -156,7 +196,8 @@ def write_report(path: Path, results: list[EvalResult], scores: dict[str, float]
     for result in results:
         relevant = set(result.query.relevant)
         cells = "".join(
-            f'<td class="{"hit" if sku in relevant else "miss"}"><img src="{html.escape(result.thumbnails.get(sku, ""))}" '
+            f'<td class="{"hit" if sku in relevant else "miss"}">'
+            f'<img src="{html.escape(result.thumbnails.get(sku, ""))}" '
             f'alt="{html.escape(sku)}"><br>{html.escape(sku)}</td>'
             for sku in result.ranked[:5]
         )

@@ -29,7 +29,9 @@ from indexing.engine import active_version, model_for_version
 from indexing.models import ModelVersion
 from indexing.vector_index import TABLES, capabilities
 
-from . import ranking
+from . import facets as facet_counts
+from . import lexical, ranking
+from .understanding import Understood, Vocabulary, understand, words
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,19 @@ class SearchResponse:
     predicted_category: tuple[str, float] | None
     strategy: str
     timings: dict[str, float] = field(default_factory=dict)
+    # False when nothing in the catalogue matches the words (no word of the catalogue's
+    # vocabulary, nothing close in meaning): the results are then empty, not the nearest.
+    matched: bool = True
+    understood: Understood | None = None
+    facets: dict[str, list[dict]] = field(default_factory=dict)
+    total_matching: int | None = None  # the matching set under the filters
+
+    @property
+    def corrected_text(self) -> str | None:
+        """The query as searched when a typo was corrected ("showing results for ...")."""
+        if self.understood is None or not self.understood.corrections:
+            return None
+        return self.understood.searched
 
 
 class SearchUnavailable(RuntimeError):
@@ -320,38 +335,212 @@ def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int,
                 grouped[product_id]["image"] = (float(similarity), image_id)
 
 
+def _closeness(similarity: float) -> str:
+    """A cosine in words: its scale means nothing to a shopper, so no percentage."""
+    if similarity >= 0.9:
+        return "very close"
+    if similarity >= 0.75:
+        return "close"
+    return "somewhat close"
+
+
 def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) -> str:
     parts = []
     b = result.breakdown
     if query.image:
-        parts.append(f"looks {max(0.0, b['similarity']) * 100:.0f}% alike")
+        parts.append(f"looks {_closeness(b['similarity'])} to your photo")
     elif query.kind == "similar":
-        parts.append(f"{max(0.0, b['similarity']) * 100:.0f}% similar")
-    else:
-        parts.append(f"matches your words ({max(0.0, b['similarity']) * 100:.0f}%)")
+        parts.append(f"looks {_closeness(b['similarity'])} to this piece")
     # Name the category only when the query is more likely than not to be one.
+    same = []
     if b.get("category", 0) >= 0.5 * settings.SEARCH_RANKING_WEIGHTS["category"] > 0:
-        parts.append(f"a {product.category.name.lower()}")
+        same.append("category")
     if b.get("metal", 0) > 0:
-        parts.append(product.get_metal_display().lower())
+        same.append("metal")
     if b.get("gemstone", 0) > 0:
-        parts.append(product.get_gemstone_display().lower())
-    return ", ".join(parts)
+        same.append("stone")
+    if same:
+        parts.append("same " + " and ".join([", ".join(same[:-1]), same[-1]] if len(same) > 1 else same))
+    return "; ".join(parts)
 
 
-def search(query: SearchQuery) -> SearchResponse:
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    version = active_version(create=False)
-    if version is None:
-        raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
+def _words_found(understood: Understood, text: str) -> list[str]:
+    """The query's words (or their alternatives) found in a product's text, as typed."""
+    found_tokens = {lexical_form(w) for w in words(text)}
+    found = []
+    for group in understood.terms:
+        for alternative in group:
+            if all(lexical_form(w) in found_tokens for w in alternative.split()):
+                found.append(alternative)
+                break
+    return found
 
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round((now - since) * 1000, 2)
-        return now
 
-    t = time.perf_counter()
+def lexical_form(word: str) -> str:
+    """Plural-insensitive form for the "why" line (the index itself stems with `english`)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _reason_words(result: ranking.RankedResult, product: Product, understood: Understood, photo: bool) -> str:
+    """What matched, in words: "title has: yellow gold, sapphire; a necklace in yellow gold"."""
+    parts = []
+    if photo:
+        parts.append(f"looks {_closeness(result.breakdown['similarity'])} to your photo")
+    in_title = _words_found(understood, product.title)
+    if in_title:
+        parts.append("title has: " + ", ".join(in_title))
+    else:
+        described = _words_found(understood, f"{product.description} {product.gemstone_text} {product.metal_text}")
+        if described:
+            parts.append("description has: " + ", ".join(described))
+    b = result.breakdown
+    named = []
+    if b.get("category", 0) > 0:
+        named.append(f"a {product.category.name.lower()}")
+    if b.get("metal", 0) > 0:
+        named.append(product.get_metal_display().lower())
+    if b.get("gemstone", 0) > 0:
+        named.append("no stone" if understood.gemstone == Gemstone.NONE else understood.gemstone.replace("_", " "))
+    if b.get("price", 0) > 0:
+        named.append("in your price range")
+    if named:
+        parts.append("is " + ", ".join(named))
+    if not parts:
+        parts.append("close in meaning to your words")
+    return "; ".join(parts)
+
+
+def load_vocabulary() -> Vocabulary:
+    """The catalogue's categories, the merchants' synonyms and the shop's currency, read
+    for each query (three small queries): an admin edit applies from the next search on."""
+    from django.db.models import Count
+
+    from .models import Synonym
+
+    categories: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for slug, name in Category.objects.values_list("slug", "name"):
+        names[slug] = name
+        for form in {slug.lower(), " ".join(words(name))}:
+            categories[form] = slug
+    synonyms = {
+        " ".join(words(phrase)): " ".join(words(means))
+        for phrase, means in Synonym.objects.filter(is_active=True).values_list("phrase", "means")
+    }
+    currency = (
+        Product.objects.filter(is_active=True)
+        .values("currency")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("currency", flat=True)
+        .first()
+    )
+    return Vocabulary(categories=categories, category_names=names, synonyms=synonyms, currency=currency or "INR")
+
+
+def understand_query(text: str) -> Understood:
+    """Typo correction against the catalogue, then the parse."""
+    vocabulary = load_vocabulary()
+    protected = {w for phrase in [*vocabulary.synonyms, *vocabulary.categories] for w in phrase.split()}
+    corrections = lexical.correct(words(text), protected)
+    return understand(text, vocabulary, corrections)
+
+
+def intent_for_ranking(understood: Understood) -> ranking.Intent:
+    metals = understood.metals
+    return ranking.Intent(
+        category=understood.category,
+        metals=tuple(metals),
+        metal_family=tuple(ranking_gold_family(metals)),
+        gemstone=understood.gemstone,
+        shape=understood.shape,
+        price_min=float(understood.price_min) if understood.price_min is not None else None,
+        price_max=float(understood.price_max) if understood.price_max is not None else None,
+        groups=len(understood.terms),
+    )
+
+
+def ranking_gold_family(metals: tuple[str, ...]) -> tuple[str, ...]:
+    from .understanding import GOLD_METALS
+
+    return GOLD_METALS if metals and set(metals) <= set(GOLD_METALS) else ()
+
+
+def _product_gemstones(gemstone: str, gemstone_text: str) -> frozenset[str]:
+    stones = {gemstone}
+    for part in (gemstone_text or "").split(","):
+        stone = gemstone_from_text(part)
+        if stone not in (Gemstone.OTHER, Gemstone.NONE) or not part.strip():
+            stones.add(stone)
+    if len(stones) > 1:
+        stones.discard(Gemstone.NONE)
+    return frozenset(stones)
+
+
+def _merge_lexical(grouped: dict[int, dict], hits: list[lexical.LexicalHit]) -> dict[int, lexical.LexicalHit]:
+    by_product = {}
+    for hit in hits:
+        grouped.setdefault(hit.product_id, {})
+        by_product[hit.product_id] = hit
+    return by_product
+
+
+def _hybrid_rank(
+    query: SearchQuery, understood: Understood, grouped: dict[int, dict], hits: dict[int, lexical.LexicalHit]
+) -> list[ranking.RankedResult]:
+    photo = bool(query.image)
+    rows = Product.objects.filter(pk__in=list(grouped)).values_list(
+        "pk", "category__slug", "metal", "gemstone", "gemstone_text", "title", "description", "price"
+    )
+    similarity = {pid: grouped[pid].get("product", -1.0) for pid in grouped}
+    if photo:  # a photo with words: the fused product vector, as before
+        similarity = {pid: ranking.similarity(_features_stub(grouped[pid]), photo_only=False) for pid in grouped}
+    threshold = settings.SEARCH_MATCH_MIN_SIMILARITY
+    dense_order = sorted(grouped, key=lambda pid: (-similarity[pid], pid))
+    dense_rank = {pid: i for i, pid in enumerate(dense_order, start=1)}
+    lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
+    candidates = []
+    for pid, category, metal, gemstone, gemstone_text, title, description, price in rows:
+        if not photo and pid not in hits and similarity[pid] < threshold:
+            continue  # outside the matching set (the one the facets count)
+        candidates.append(
+            ranking.HybridCandidate(
+                product_id=pid,
+                dense_rank=dense_rank[pid] if similarity[pid] > -1.0 else None,
+                lexical_rank=lexical_rank.get(pid),
+                groups_matched=hits[pid].groups_matched if pid in hits else 0,
+                similarity=similarity[pid],
+                category=category,
+                metal=metal,
+                gemstones=_product_gemstones(gemstone, gemstone_text),
+                text=f"{title} {description}",
+                price=float(price),
+            )
+        )
+    weights = settings.SEARCH_HYBRID_WEIGHTS["photo_text" if photo else "text"]
+    return ranking.rank_hybrid(candidates, intent_for_ranking(understood), weights, query.k)
+
+
+def _features_stub(entry: dict) -> ranking.CandidateFeatures:
+    return ranking.CandidateFeatures(
+        product_id=0,
+        image_similarity=entry["image"][0] if "image" in entry else None,
+        product_similarity=entry.get("product"),
+        category="",
+        metal="",
+        gemstone="",
+        text="",
+    )
+
+
+def _encode(query: SearchQuery, version: ModelVersion, understood: Understood | None) -> tuple[np.ndarray | None, dict]:
+    """The query vector and the category/metal/stone signals of the dense-only ranking."""
     signal_kwargs: dict = {}
     if query.similar_to is not None:
         from indexing.models import ProductEmbedding
@@ -362,35 +551,26 @@ def search(query: SearchQuery) -> SearchResponse:
             .first()
         )
         if row is None:
-            return SearchResponse(
-                [], round((time.perf_counter() - started) * 1000, 1), version.version, None, "none", timings
-            )
-        vector = np.asarray(row, dtype=np.float32)
+            return None, signal_kwargs
         category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
         signal_kwargs["category"] = {category: 1.0} if category else {}
-    else:
-        vector = encode_query(version, query.image, query.text)
-    t = lap("encode_ms", t)
+        return np.asarray(row, dtype=np.float32), signal_kwargs
+    text = (understood.text or understood.searched) if understood else query.text
+    return encode_query(version, query.image, text or query.text), signal_kwargs
 
+
+def _image_signals(query: SearchQuery, vector: np.ndarray, version: ModelVersion, signal_kwargs: dict):
     predicted = None
     if query.image:
         distribution = predict_category(vector, version)
         if distribution:
             predicted = next(iter(distribution.items()))
             signal_kwargs["category"] = distribution
-    if query.text:
-        from_text = text_signals(query.text)
-        signal_kwargs.update({key: value for key, value in from_text.items() if key != "category" or not query.image})
-        if "category" in from_text and query.image:
-            signal_kwargs["category"] = from_text["category"]  # the shopper's words beat our guess
-    t = lap("predict_ms", t)
+    return predicted
 
-    grouped, strategy = retrieve(
-        vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
-    )
-    t = lap("retrieve_ms", t)
-    _exact_rescore(vector, version, grouped)
-    # Rank on plain values; build model objects (and their photos) for the k shown only.
+
+def _dense_rank(query: SearchQuery, grouped: dict[int, dict], signal_kwargs: dict) -> list[ranking.RankedResult]:
+    """Photo-only and "more like this": the ranking as it was (similarity + small boosts)."""
     rows = Product.objects.filter(pk__in=list(grouped)).values_list(
         "pk", "category__name", "metal", "gemstone", "title", "description"
     )
@@ -409,7 +589,12 @@ def search(query: SearchQuery) -> SearchResponse:
     signals = ranking.QuerySignals(
         tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text, **signal_kwargs
     )
-    ranked = ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
+    return ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
+
+
+def _results(
+    query: SearchQuery, ranked: list[ranking.RankedResult], grouped: dict[int, dict], understood: Understood | None
+) -> list[SearchResult]:
     products = {
         p.pk: p
         for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
@@ -421,27 +606,103 @@ def search(query: SearchQuery) -> SearchResponse:
     for result in ranked:
         product = products[result.product_id]
         image_id = grouped[result.product_id].get("image", (None, None))[1]
+        reason = (
+            _reason_words(result, product, understood, bool(query.image))
+            if understood is not None
+            else _reason(result, product, query)
+        )
         results.append(
             SearchResult(
                 product=product,
                 score=result.score,
                 breakdown=result.breakdown,
                 matched_image=images.get(image_id) or product.primary_image,
-                reason=_reason(result, product, query),
+                reason=reason,
             )
         )
+    return results
+
+
+def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
+    """One query -> results. `method` is for the side-by-side evaluation only: "dense" is
+    the ranking before full text (HNSW + small boosts), "lexical" full text + intent alone."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    version = active_version(create=False)
+    if version is None:
+        raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round((now - since) * 1000, 2)
+        return now
+
+    t = time.perf_counter()
+    understood = understand_query(query.text) if query.text and method != "dense" else None
+    t = lap("understand_ms", t)
+    vector, signal_kwargs = _encode(query, version, understood)
+    if vector is None:
+        took = round((time.perf_counter() - started) * 1000, 1)
+        return SearchResponse([], took, version.version, None, "none", timings)
+    t = lap("encode_ms", t)
+    predicted = _image_signals(query, vector, version, signal_kwargs)
+    if query.text and understood is None:
+        from_text = text_signals(query.text)
+        signal_kwargs.update({key: value for key, value in from_text.items() if key != "category" or not query.image})
+        if "category" in from_text and query.image:
+            signal_kwargs["category"] = from_text["category"]  # the shopper's words beat our guess
+    t = lap("predict_ms", t)
+
+    if method == "lexical":
+        grouped, strategy = {}, "fulltext"
+    else:
+        grouped, strategy = retrieve(
+            vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
+        )
+    hits: dict[int, lexical.LexicalHit] = {}
+    if understood is not None:
+        where, params = query.filters.sql()
+        found = lexical.lexical_candidates(understood.terms, where, params, query.k * settings.SEARCH_CANDIDATE_FACTOR)
+        hits = _merge_lexical(grouped, found)
+        strategy += "+fulltext" if method != "lexical" else ""
+    t = lap("retrieve_ms", t)
+    _exact_rescore(vector, version, grouped)
+    if understood is not None:
+        if method == "lexical":
+            for entry in grouped.values():
+                entry.pop("image", None)
+                entry["product"] = -1.0  # full text only: no dense order
+        ranked = _hybrid_rank(query, understood, grouped, hits)
+    else:
+        ranked = _dense_rank(query, grouped, signal_kwargs)
+    results = _results(query, ranked, grouped, understood)
     lap("rank_ms", t)
-    took = round((time.perf_counter() - started) * 1000, 1)
+    response = SearchResponse(results, 0.0, version.version, predicted, strategy, timings, understood=understood)
+    if query.similar_to is None and method == "hybrid":
+        t = time.perf_counter()
+        counted = facet_counts.count(
+            query.filters,
+            fulltext_groups=understood.terms if understood is not None and not query.image else None,
+            vector=_vector_literal(vector) if understood is not None and not query.image else None,
+            version_id=version.pk,
+        )
+        response.facets, response.total_matching = counted.facets, counted.total
+        response.matched = counted.unfiltered > 0
+        if not response.matched:
+            response.results = []
+        lap("facets_ms", t)
+    response.took_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info(
-        "search kind=%s k=%d strategy=%s results=%d took=%.1fms %s",
+        "search kind=%s k=%d strategy=%s results=%d matched=%s took=%.1fms %s",
         query.kind,
         query.k,
         strategy,
-        len(results),
-        took,
+        len(response.results),
+        response.matched,
+        response.took_ms,
         timings,
     )
-    return SearchResponse(results, took, version.version, predicted, strategy, timings)
+    return response
 
 
 def warm_up() -> str:

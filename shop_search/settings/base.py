@@ -201,6 +201,42 @@ SEARCH_RANKING_WEIGHTS = {
     "gemstone": 0.03,
     "text_match": 0.06,
 }
+# Queries with words take candidates from HNSW and from the full-text index and fuse them
+# (search.ranking.rank_hybrid: reciprocal rank fusion + boosts for what the words name).
+# Words only: the parsed intent dominates (one point per attribute against at most 2/61 of
+# fused rank), so "yellow gold necklace with sapphire" lists every such necklace first.
+# Photo and words: the photo's similarity dominates, as before; fusion and intent nudge.
+SEARCH_HYBRID_WEIGHTS = {
+    "text": {
+        "similarity": 0.0,
+        "dense": 1.0,
+        "lexical": 1.0,
+        "words": 0.5,
+        "category": 1.0,
+        "gemstone": 0.8,
+        "metal": 0.6,
+        "shape": 0.3,
+        "price": 0.5,
+    },
+    "photo_text": {
+        "similarity": 1.0,
+        "dense": 1.0,
+        "lexical": 0.5,
+        "words": 0.02,
+        "category": 0.04,
+        "gemstone": 0.03,
+        "metal": 0.03,
+        "shape": 0.01,
+        "price": 0.02,
+    },
+}
+# A product matches a query with words when the full-text index finds one of its words, or
+# when its vector is at least this close to the query's (calibrated on the evaluation sets,
+# `manage.py evaluate --calibrate`): below it, "laptop" gets "No pieces match", not the
+# nearest rings. Facet counts count the same matching set.
+SEARCH_MATCH_MIN_SIMILARITY = 0.55
+# Price facet: this many buckets, bounded by the catalogue's price quantiles.
+SEARCH_PRICE_BUCKETS = 4
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
