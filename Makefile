@@ -10,6 +10,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml requirements/offline-assets.txt
+	@echo "run: installing dependencies into $(VENV) (the first time takes a few minutes)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: a bare `torch` would resolve to a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
@@ -33,5 +34,6 @@ bench: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check shop_search catalog search ml tests benchmarks
 
+# The only thing that forgets the shop's data (database, photos, queue, logs).
 clean-data:
 	rm -rf .data

@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from .choices import IndexState
 from .models import Category, Product, ProductImage
-from .services import mark_products_for_reembedding
+from .services import mark_products_for_reembedding, missing_photo_files
 from .uploads import UploadError, check_image_upload, read_upload
 
 THUMBNAIL = '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:contain;background:#fff;border-radius:4px">'
@@ -73,6 +73,8 @@ class ProductImageInline(admin.TabularInline):
 
     @admin.display(description="Index")
     def index_state(self, obj: ProductImage) -> str:
+        if obj.pk and obj.file_missing:
+            return format_html('<span style="color:#b00">{}</span>', "file missing: upload or import it again")
         if obj.embedding_error:
             return format_html(
                 '<span title="{}" style="color:#b00">failed: {}</span>', obj.embedding_error, obj.embedding_error[:80]
@@ -125,6 +127,12 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Index")
     def index_badge(self, obj: Product) -> str:
+        missing = missing_photo_files(obj.images.all())
+        if missing:
+            return format_html(
+                '<span style="color:#b00" title="{}">●&nbsp;photo file missing</span>',
+                f"{len(missing)} photo file(s) not in the media folder: import the product again to restore them",
+            )
         state = obj.index_state
         colour = {IndexState.INDEXED: "#2a7a2a", IndexState.PENDING: "#a66d00", IndexState.FAILED: "#b00"}[state]
         errors = "; ".join(filter(None, [obj.embedding_error, *(i.embedding_error for i in obj.images.all())]))

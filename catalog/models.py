@@ -15,9 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .choices import Currency, Gemstone, IndexState, Metal
+from .searchable import text_source_fields
 from .uploads import FORMAT_EXTENSIONS
-
-TEXT_FIELDS = ("title", "description", "category_id", "metal", "gemstone")
 
 
 class Category(models.Model):
@@ -81,7 +80,7 @@ class Product(DirtyTracking):
         return instance
 
     def _text_signature(self) -> tuple:
-        return tuple(getattr(self, name, None) for name in TEXT_FIELDS)
+        return tuple(getattr(self, name, None) for name in text_source_fields())
 
     def save(self, *args, **kwargs) -> None:
         # Only what the text encoder reads makes the text side dirty; a price or stock
@@ -147,6 +146,11 @@ class ProductImage(DirtyTracking):
     def __str__(self) -> str:
         return f"{self.product.sku} photo {self.position}"
 
+    @property
+    def file_missing(self) -> bool:
+        """The row exists but its file is not in the media storage (MEDIA_ROOT)."""
+        return not self.image or not self.image.storage.exists(self.image.name)
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
@@ -171,3 +175,19 @@ class ProductImage(DirtyTracking):
                 }
         super().save(*args, **kwargs)
         self._loaded_hash = self.content_hash
+
+
+class DemoCatalogSeed(models.Model):
+    """Start-up seeds the demo catalogue once, into an empty catalogue, and records it
+    here: from then on the merchant's edits and deletions are theirs to keep. Only
+    `manage.py load_demo_catalog` (explicit) or `make clean-data` brings it back."""
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    products = models.PositiveIntegerField(default=0, help_text="0: the catalogue was not empty, nothing was seeded")
+
+    class Meta:
+        verbose_name = "demo catalogue seed"
+
+    def __str__(self) -> str:
+        return f"demo catalogue seeded {self.started_at:%Y-%m-%d} ({self.products} products)"

@@ -100,6 +100,15 @@ def add_product_image(
 ) -> tuple[ProductImage, bool]:
     """Attach a validated photo; the same photo uploaded twice is stored once."""
     existing = ProductImage.objects.filter(product=product, content_hash=checked.sha256).first()
+    if existing and existing.file_missing:
+        # The row is there but its file is gone (a lost disk, a copy that missed media/):
+        # the same photo imported again restores the file, and the photo is embedded again.
+        existing.image.save(f"{checked.sha256}.{checked.extension}", ContentFile(checked.data), save=False)
+        existing.width, existing.height = checked.width, checked.height
+        existing.mark_dirty()
+        existing.save()
+        logger.info("photo %s of %s restored from a re-import", existing.pk, product.sku)
+        return existing, True
     if existing:
         return existing, False
     if position is None:
@@ -133,6 +142,13 @@ def sync_product_images(product: Product, photos: list[CheckedImage]) -> bool:
         _, created = add_product_image(product, photo, position=index)
         changed = changed or created
     return changed
+
+
+def missing_photo_files(images: Iterable[ProductImage] | None = None) -> list[ProductImage]:
+    """Photos whose row exists but whose file is not in the media storage. They cannot be
+    embedded or shown; importing the same photo again restores the file."""
+    rows = ProductImage.objects.only("pk", "image", "product_id") if images is None else images
+    return [image for image in rows if image.file_missing]
 
 
 def flag_for_reembedding(product_ids: Iterable[int]) -> tuple[int, list[int]]:

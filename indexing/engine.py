@@ -69,6 +69,12 @@ def load_search_model(name: str | None = None, weights: dict | None = None):
         return model
 
 
+def loaded_model_versions() -> list[str]:
+    """The versions of the models this process holds (gunicorn loads one before serving)."""
+    with _lock:
+        return [model.version for model in _models.values()]
+
+
 def configured_weights() -> dict:
     weights = {
         "image_weights": settings.SEARCH_IMAGE_WEIGHTS,

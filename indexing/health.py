@@ -27,7 +27,8 @@ def check_broker() -> str:
 
 def check_worker() -> str:
     try:
-        replies = celery_app.control.ping(timeout=0.5)
+        # limit=1: answer as soon as one worker replies instead of always waiting the timeout.
+        replies = celery_app.control.ping(timeout=0.5, limit=1)
     except Exception as exc:
         return f"error: {type(exc).__name__}: {str(exc).strip()[:200]}"
     return "ok" if replies else "error: no worker answered"

@@ -28,7 +28,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from catalog import searchable
 from catalog.models import Product, ProductImage
+from catalog.services import missing_photo_files
 
 from .engine import active_version, model_for_version, versions_to_index
 from .models import ImageEmbedding, ModelVersion, ProductEmbedding
@@ -71,16 +73,18 @@ def chunked(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def product_text_of(product: Product) -> str:
-    """The text the model embeds, worded as in training ("rose gold", "diamond")."""
+    """The text the model embeds: the title, the declared text attributes worded as in
+    training ("Metal: rose gold", "Gemstone: diamond"), the description."""
     from ml.text import product_text
 
-    return product_text(
-        title=product.title,
-        category=product.category.name,
-        metal=product.get_metal_display().lower(),
-        gemstone=product.get_gemstone_display().lower() if product.gemstone != "none" else "",
-        description=product.description,
-    )
+    words: dict[str, str] = {}
+    for attribute in searchable.in_text():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            words[attribute.name] = product.category.name
+            continue
+        value = getattr(product, attribute.name)
+        words[attribute.name] = "" if value in attribute.text_omit else attribute.choice_label(value).lower()
+    return product_text(title=product.title, description=product.description, **words)
 
 
 def _read_photo(image: ProductImage):
@@ -449,7 +453,9 @@ def outstanding_counts(version: ModelVersion | None = None, products=None) -> tu
     )
 
 
-def index_status() -> dict:
+def index_status(*, check_files: bool = True) -> dict:
+    """Counts for `index_status` and /healthz; check_files also looks for photos whose file
+    is gone from the media storage (a stat per photo: /healthz caches it)."""
     version = active_version(create=False)
     products = Product.objects.count()
     images = ProductImage.objects.count()
@@ -460,7 +466,7 @@ def index_status() -> dict:
     failed = (
         Product.objects.exclude(embedding_error="").count() + ProductImage.objects.exclude(embedding_error="").count()
     )
-    return {
+    status = {
         "products": products,
         "images": images,
         "embedded_images": embedded,
@@ -471,6 +477,9 @@ def index_status() -> dict:
             ModelVersion.objects.filter(state=ModelVersion.State.BACKFILLING).values_list("version", flat=True)
         ),
     }
+    if check_files:
+        status["photos_missing"] = len(missing_photo_files())
+    return status
 
 
 def backfill_progress(version: ModelVersion) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from catalog import searchable
 from catalog.choices import Currency, Gemstone, Metal
 from catalog.models import Category, Product, ProductImage
 from catalog.uploads import CheckedImage, UploadError, check_image_upload, read_upload
@@ -19,50 +20,71 @@ from search.query import Filters, SearchQuery, SearchResponse
 
 from .errors import APIError, upload_rejected
 
-MAX_TEXT_LENGTH = 300
-
-
 # --- requests ----------------------------------------------------------------------------
 
 
+def filter_fields() -> dict[str, serializers.Field]:
+    """The API's filter fields, one per declared attribute (catalog/searchable.py)."""
+    fields: dict[str, serializers.Field] = {}
+    for attribute in searchable.filters():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            fields[attribute.name] = serializers.SlugField(
+                required=False, max_length=100, help_text="A category slug (see /categories/)."
+            )
+        elif attribute.kind is searchable.FilterKind.CHOICE:
+            assert attribute.choices is not None
+            fields[attribute.name] = serializers.ChoiceField(
+                choices=attribute.choices.choices, required=False, help_text=f"{attribute.label}."
+            )
+        elif attribute.kind is searchable.FilterKind.RANGE:
+            low, high = attribute.params
+            for param, bound in ((low, "Lowest"), (high, "Highest")):
+                fields[param] = serializers.DecimalField(
+                    max_digits=12,
+                    decimal_places=2,
+                    min_value=Decimal(0),
+                    required=False,
+                    help_text=f"{bound} {attribute.label.lower()}.",
+                )
+        else:
+            fields[attribute.name] = serializers.BooleanField(
+                required=False, default=False, help_text=f"{attribute.label}."
+            )
+    return fields
+
+
 class CatalogFiltersSerializer(serializers.Serializer):
-    """Filters shared by search and the product list."""
+    """Filters shared by search and the product list: the declared attributes."""
 
-    category = serializers.SlugField(required=False, max_length=100, help_text="A category slug (see /categories/).")
-    metal = serializers.ChoiceField(choices=Metal.choices, required=False)
-    gemstone = serializers.ChoiceField(choices=Gemstone.choices, required=False)
-    price_min = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
-    price_max = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0), required=False)
-    in_stock = serializers.BooleanField(required=False, default=False, help_text="Only products in stock.")
-
-    def validate_category(self, slug: str) -> str:
-        if not Category.objects.filter(slug=slug).exists():
-            raise serializers.ValidationError(f"No category with the slug {slug!r}.", code="unknown_category")
-        return slug
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**filter_fields(), **super().get_fields()}
 
     def validate(self, attrs: dict) -> dict:
-        low, high = attrs.get("price_min"), attrs.get("price_max")
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"price_min": ["The minimum price is above the maximum price."]})
+        for attribute in searchable.filters():
+            value = attrs.get(attribute.name)
+            is_category = attribute.kind is searchable.FilterKind.CATEGORY
+            if is_category and value and not Category.objects.filter(slug=value).exists():
+                raise serializers.ValidationError(
+                    {attribute.name: [f"No category with the slug {value!r}."]}, code="unknown_category"
+                )
+            if attribute.kind is searchable.FilterKind.RANGE:
+                low, high = (attrs.get(param) for param in attribute.params)
+                if low is not None and high is not None and low > high:
+                    label = attribute.label.lower()
+                    raise serializers.ValidationError(
+                        {attribute.params[0]: [f"The minimum {label} is above the maximum {label}."]}
+                    )
         return attrs
 
     def to_filters(self) -> Filters:
-        data = self.validated_data
-        return Filters(
-            category=data.get("category"),
-            metal=data.get("metal"),
-            gemstone=data.get("gemstone"),
-            price_min=data.get("price_min"),
-            price_max=data.get("price_max"),
-            in_stock=bool(data.get("in_stock")),
-        )
+        return Filters.from_data(self.validated_data)
 
 
 class SearchParamsSerializer(CatalogFiltersSerializer):
     text = serializers.CharField(
         required=False,
         allow_blank=True,
-        max_length=MAX_TEXT_LENGTH,
+        max_length=settings.SEARCH_MAX_QUERY_CHARS,
         default="",
         help_text="Words to search for, e.g. 'rose gold oval sapphire ring'.",
     )
@@ -253,12 +275,64 @@ class SearchResultSerializer(serializers.Serializer):
     url = AbsoluteURLField(source="product.get_absolute_url", help_text="The product's page in the shop.")
 
 
+FACETS_SCHEMA = {
+    "type": "object",
+    "description": "Per facet (category, metal, gemstone, price, in_stock): its values with the number of "
+    "products that selecting each leaves, the other filters applied. A price bucket's value is 'min-max'.",
+    "additionalProperties": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"value": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"}},
+            "required": ["value", "label", "count"],
+        },
+    },
+}
+
+
+class UnderstoodSerializer(serializers.Serializer):
+    """What the words were read as: each part boosts matching products (never a filter)."""
+
+    category = serializers.CharField(required=False, help_text="A category slug.")
+    metal = serializers.CharField(required=False, help_text="gold, silver or platinum.")
+    metal_color = serializers.CharField(required=False, help_text="yellow, white, rose or two-tone (gold).")
+    gemstone = serializers.CharField(required=False, help_text="A gemstone value; 'none' for plain / no stones.")
+    shape = serializers.CharField(required=False)
+    price_min = serializers.CharField(required=False)
+    price_max = serializers.CharField(required=False)
+    currency = serializers.CharField(required=False)
+
+
 class SearchResponseSerializer(serializers.Serializer):
     model_version = serializers.CharField(help_text="The model that produced the vectors compared.")
     took_ms = serializers.FloatField()
     strategy = serializers.CharField(help_text="How candidates were retrieved (hnsw, exact-filtered, ...).")
+    matched = serializers.BooleanField(
+        help_text="False when nothing in the catalogue matches the words (results are then empty)."
+    )
+    searched_for = serializers.CharField(
+        source="corrected_text",
+        allow_null=True,
+        help_text="The words searched when a typo was corrected ('showing results for ...'); null otherwise.",
+    )
+    understood = serializers.SerializerMethodField()
+    facets = serializers.SerializerMethodField()
+    total_matching = serializers.IntegerField(
+        allow_null=True, help_text="Products matching the query under the filters (results show the best k)."
+    )
     predicted_category = serializers.SerializerMethodField()
     results = SearchResultSerializer(many=True)
+
+    @extend_schema_field(UnderstoodSerializer)
+    def get_understood(self, response: SearchResponse) -> dict:
+        return response.understood.as_dict() if response.understood is not None else {}
+
+    @extend_schema_field(FACETS_SCHEMA)
+    def get_facets(self, response: SearchResponse) -> dict:
+        return {
+            name: [{key: value for key, value in item.items() if key in ("value", "label", "count")} for item in items]
+            for name, items in response.facets.items()
+        }
 
     @extend_schema_field(PredictedCategorySerializer(allow_null=True))
     def get_predicted_category(self, response: SearchResponse) -> dict | None:

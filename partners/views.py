@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django_filters import FilterSet
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.filters import BaseFilterBackend
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,10 +18,10 @@ from search.query import SearchQuery, search
 
 from .auth import RecordsKeyUse
 from .choices import Scope
+from .filtersets import ListFilterBackend, product_filterset
 from .parsers import BoundedJSONParser, BoundedMultiPartParser
 from .schema import RETRY_AFTER, error_responses
 from .serializers import (
-    CatalogFiltersSerializer,
     CategorySerializer,
     ProductSerializer,
     SearchJSONSerializer,
@@ -76,40 +76,20 @@ class SearchView(RecordsKeyUse, GenericAPIView):
         return Response(SearchResponseSerializer(response, context=self.get_serializer_context()).data)
 
 
-class CatalogFilterBackend(BaseFilterBackend):
-    """The product list's filters, validated like search's (a bad value is a 400)."""
-
-    def filter_queryset(self, request: Request, queryset: QuerySet, view) -> QuerySet:
-        if getattr(view, "action", None) != "list":
-            return queryset
-        params = CatalogFiltersSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        filters = params.to_filters()
-        if filters.category:
-            queryset = queryset.filter(category__slug=filters.category)
-        if filters.metal:
-            queryset = queryset.filter(metal=filters.metal)
-        if filters.gemstone:
-            queryset = queryset.filter(gemstone=filters.gemstone)
-        if filters.price_min is not None:
-            queryset = queryset.filter(price__gte=filters.price_min)
-        if filters.price_max is not None:
-            queryset = queryset.filter(price__lte=filters.price_max)
-        if filters.in_stock:
-            queryset = queryset.filter(stock__gt=0)
-        return queryset
-
-
 class ProductViewSet(RecordsKeyUse, viewsets.ReadOnlyModelViewSet):
     """Active products, by SKU; `similar` answers like search (it needs the search scope)."""
 
     required_scope = Scope.CATALOG
     throttle_scope = "catalog"
     serializer_class = ProductSerializer
-    filter_backends = [CatalogFilterBackend]
+    filter_backends = [ListFilterBackend]
     lookup_field = "sku"
     lookup_value_regex = r"[^/\x00]+"
     cursor_ordering = ("sku",)
+
+    @property
+    def filterset_class(self) -> type[FilterSet]:
+        return product_filterset()
 
     def get_queryset(self) -> QuerySet[Product]:
         return Product.objects.filter(is_active=True).select_related("category").prefetch_related("images")
@@ -122,7 +102,6 @@ class ProductViewSet(RecordsKeyUse, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="List active products",
-        parameters=[CatalogFiltersSerializer],
         responses={200: ProductSerializer(many=True), **error_responses(400)},
     )
     def list(self, request: Request, *args, **kwargs) -> Response:

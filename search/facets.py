@@ -10,24 +10,14 @@ products that selecting it leaves to rank: the page never leads to an empty resu
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
 
-from catalog.choices import Gemstone, Metal
+from catalog import searchable
 from indexing.vector_index import TABLES
-
-# facet name -> (the Filters fields that selecting one of its values sets)
-FACET_FILTER_FIELDS = {
-    "category": ("category",),
-    "metal": ("metal",),
-    "gemstone": ("gemstone",),
-    "price": ("price_min", "price_max"),
-    "in_stock": ("in_stock",),
-}
 
 
 @dataclass
@@ -37,8 +27,26 @@ class FacetCounts:
     unfiltered: int  # the matching set with no filter: 0 means nothing matches the words
 
 
-def _without(filters, names: tuple[str, ...]):
-    return dataclasses.replace(filters, **{name: (False if name == "in_stock" else None) for name in names})
+def _without(filters, params: tuple[str, ...]):
+    """The same filters less one facet's own (selecting another value replaces it)."""
+    return type(filters)(**{name: value for name, value in filters.items if name not in params})
+
+
+def faceted() -> tuple[searchable.Attribute, ...]:
+    return tuple(a for a in searchable.filters() if a.facet)
+
+
+def _column(attribute: searchable.Attribute) -> str:
+    from catalog.models import Product
+
+    kind = attribute.kind
+    if kind is searchable.FilterKind.CATEGORY:
+        return "(SELECT slug FROM catalog_category c WHERE c.id = p.category_id)"
+    if kind is searchable.FilterKind.RANGE:
+        return f"width_bucket(p.{Product._meta.get_field(attribute.name).column}, %s::numeric[])::text"
+    if kind is searchable.FilterKind.FLAG:
+        return f"({attribute.condition})::text"
+    return f"p.{Product._meta.get_field(attribute.name).column}::text"
 
 
 def price_bounds(buckets: int | None = None) -> list[Decimal]:
@@ -95,18 +103,15 @@ def count(filters, *, fulltext_groups: list[list[str]] | None, vector: str | Non
             matching = "SELECT p.* FROM catalog_product p WHERE p.is_active"
         edges = price_bounds()
         parts, part_params = [], []
-        for name, fields in FACET_FILTER_FIELDS.items():
-            where, where_params = _without(filters, fields).sql()
-            column = {
-                "category": "(SELECT slug FROM catalog_category c WHERE c.id = p.category_id)",
-                "metal": "p.metal",
-                "gemstone": "p.gemstone",
-                "price": "width_bucket(p.price, %s::numeric[])::text",
-                "in_stock": "(p.stock > 0)::text",
-            }[name]
-            if name == "price":
+        for attribute in faceted():
+            assert attribute.name.isidentifier()  # a model field name, safe as a literal
+            where, where_params = _without(filters, attribute.params).sql()
+            if attribute.kind is searchable.FilterKind.RANGE:
                 part_params.append([str(edge) for edge in edges] or ["0"])
-            parts.append(f"SELECT '{name}' AS facet, {column} AS value, count(*) FROM m p WHERE {where} GROUP BY 2")
+            parts.append(
+                f"SELECT '{attribute.name}' AS facet, {_column(attribute)} AS value, count(*) "
+                f"FROM m p WHERE {where} GROUP BY 2"
+            )
             part_params += where_params
         where, where_params = filters.sql()
         parts.append(f"SELECT 'total', '', count(*) FROM m p WHERE {where}")
@@ -129,41 +134,42 @@ def _shop_currency(cursor) -> str:
 def _shape(rows: list[tuple], edges: list[Decimal], currency: str) -> FacetCounts:
     from catalog.models import Category
 
+    declared = {a.name: a for a in faceted()}
     names = dict(Category.objects.values_list("slug", "name"))
-    metal_labels, gemstone_labels = dict(Metal.choices), dict(Gemstone.choices)
-    facets: dict[str, list[dict]] = {name: [] for name in FACET_FILTER_FIELDS}
-    total = unfiltered = 0
+    facets: dict[str, list[dict]] = {name: [] for name in declared}
+    totals = {"total": 0, "unfiltered": 0}
     for facet, value, n in rows:
-        if facet == "total":
-            total = n
-        elif facet == "unfiltered":
-            unfiltered = n
-        elif facet == "category":
-            facets["category"].append({"value": value, "label": names.get(value, value), "count": n})
-        elif facet == "metal":
-            facets["metal"].append({"value": value, "label": metal_labels.get(value, value), "count": n})
-        elif facet == "gemstone":
-            facets["gemstone"].append({"value": value, "label": gemstone_labels.get(value, value), "count": n})
-        elif facet == "in_stock":
+        if facet in totals:
+            totals[facet] = n
+            continue
+        attribute = declared[facet]
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            facets[facet].append({"value": value, "label": names.get(value, value), "count": n})
+        elif attribute.kind is searchable.FilterKind.FLAG:
             if value == "true":
-                facets["in_stock"].append({"value": "true", "label": "In stock", "count": n})
-        elif facet == "price":
-            index = int(value)
-            low = edges[index - 1] if index > 0 and edges else None
-            high = (edges[index] - Decimal("0.01")) if index < len(edges) else None
-            facets["price"].append(
-                {
-                    "value": f"{low or ''}-{high or ''}",
-                    "label": _price_label(low, edges[index] if index < len(edges) else None, currency),
-                    "count": n,
-                    "price_min": str(low) if low is not None else None,
-                    "price_max": str(high) if high is not None else None,
-                    "_order": index,
-                }
-            )
+                facets[facet].append({"value": "true", "label": attribute.label, "count": n})
+        elif attribute.kind is searchable.FilterKind.RANGE:
+            facets[facet].append(_bucket(attribute, int(value), edges, currency, n))
+        else:
+            facets[facet].append({"value": value, "label": attribute.choice_label(value), "count": n})
     for name, values in facets.items():
-        if name == "price":
-            values.sort(key=lambda item: item.pop("_order"))
+        if declared[name].kind is searchable.FilterKind.RANGE:
+            values.sort(key=lambda item: Decimal(item[f"{name}_min"] or -1))
         else:
             values.sort(key=lambda item: (-item["count"], item["label"]))
-    return FacetCounts(facets, total, unfiltered)
+    return FacetCounts(facets, totals["total"], totals["unfiltered"])
+
+
+def _bucket(attribute: searchable.Attribute, index: int, edges: list[Decimal], currency: str, n: int) -> dict:
+    """One price bucket as the filter values that select exactly it (both ends inclusive)."""
+    low = edges[index - 1] if index > 0 and edges else None
+    upper = edges[index] if index < len(edges) else None
+    high = upper - Decimal("0.01") if upper is not None else None
+    low_param, high_param = attribute.params
+    return {
+        "value": f"{low if low is not None else ''}-{high if high is not None else ''}",
+        "label": _price_label(low, upper, currency),
+        "count": n,
+        low_param: str(low) if low is not None else None,
+        high_param: str(high) if high is not None else None,
+    }

@@ -15,15 +15,16 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from catalog.choices import Gemstone, Metal, gemstone_from_text, metal_from_text
+from catalog import searchable
 from catalog.models import Category, Product, ProductImage
 from indexing.engine import active_version, model_for_version
 from indexing.models import ModelVersion
@@ -37,51 +38,80 @@ logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SECONDS = 24 * 3600
 CATEGORY_NEIGHBOURS = 10
+# Filtered retrieval on pgvector without iterative scans: over-fetch rounds, each this many
+# times larger, until this many times the first fetch, then an exact scan of the subset.
 MAX_FETCH_ROUNDS = 4
+FETCH_GROWTH = 4
+MAX_OVERFETCH = 20
+# The graph is walked with at most this ef_search (pgvector's own ceiling is 1000).
+MAX_EF_SEARCH = 1000
+# Selectivity is never taken below this, so an almost-empty filter cannot ask for the world.
+MIN_SELECTIVITY = 1e-4
+# The "why" line names a cosine by these bands, never as a number.
+CLOSENESS_VERY = 0.9
+CLOSENESS_CLOSE = 0.75
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Filters:
-    category: str | None = None  # slug
-    metal: str | None = None
-    gemstone: str | None = None
-    price_min: Decimal | None = None
-    price_max: Decimal | None = None
-    in_stock: bool = False
+    """The shopper's filters, by the parameter names of the declaration
+    (catalog/searchable.py): ``Filters(category="ring", price_max=Decimal(500))``."""
+
+    items: tuple[tuple[str, Any], ...]
+
+    def __init__(self, **values: Any) -> None:
+        known = searchable.filter_params()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise TypeError(f"unknown filters {unknown}: the declared ones are {list(known)}")
+        kept = tuple((name, values[name]) for name in known if values.get(name) not in (None, "", False))
+        object.__setattr__(self, "items", kept)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Filters:
+        """The declared filters found in cleaned form or serializer data."""
+        return cls(**{name: data.get(name) for name in searchable.filter_params()})
+
+    def get(self, name: str) -> Any:
+        return dict(self.items).get(name)
 
     def is_empty(self) -> bool:
-        return not any(
-            [
-                self.category,
-                self.metal,
-                self.gemstone,
-                self.price_min is not None,
-                self.price_max is not None,
-                self.in_stock,
-            ]
-        )
+        return not self.items
 
     def sql(self) -> tuple[str, list]:
         """Conditions on `p` (catalog_product), always parameterised."""
         clauses, params = ["p.is_active"], []
-        if self.category:
-            clauses.append("p.category_id IN (SELECT id FROM catalog_category WHERE slug = %s)")
-            params.append(self.category)
-        if self.metal:
-            clauses.append("p.metal = %s")
-            params.append(self.metal)
-        if self.gemstone:
-            clauses.append("p.gemstone = %s")
-            params.append(self.gemstone)
-        if self.price_min is not None:
-            clauses.append("p.price >= %s")
-            params.append(self.price_min)
-        if self.price_max is not None:
-            clauses.append("p.price <= %s")
-            params.append(self.price_max)
-        if self.in_stock:
-            clauses.append("p.stock > 0")
+        values = dict(self.items)
+        for attribute in searchable.filters():
+            for clause, args in _conditions(attribute, values):
+                clauses.append(clause)
+                params.extend(args)
         return " AND ".join(clauses), params
+
+
+def _column(attribute: searchable.Attribute) -> str:
+    return "p." + Product._meta.get_field(attribute.name).column
+
+
+def _conditions(attribute: searchable.Attribute, values: Mapping[str, Any]) -> Iterator[tuple[str, list]]:
+    """The SQL of one declared filter, for the values given (nothing when it is not set)."""
+    kind = attribute.kind
+    if kind is searchable.FilterKind.RANGE:
+        low, high = (values.get(param) for param in attribute.params)
+        if low is not None:
+            yield f"{_column(attribute)} >= %s", [low]
+        if high is not None:
+            yield f"{_column(attribute)} <= %s", [high]
+        return
+    value = values.get(attribute.name)
+    if value is None:
+        return
+    if kind is searchable.FilterKind.CATEGORY:
+        yield "p.category_id IN (SELECT id FROM catalog_category WHERE slug = %s)", [value]
+    elif kind is searchable.FilterKind.FLAG:
+        yield attribute.condition, []
+    else:
+        yield f"{_column(attribute)} = %s", [value]
 
 
 @dataclass
@@ -206,7 +236,8 @@ def _nearest(
     with transaction.atomic(), connection.cursor() as cursor:
         if not exact:
             cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true)", [str(max(settings.HNSW_EF_SEARCH, min(limit, 1000)))]
+                "SELECT set_config('hnsw.ef_search', %s, true)",
+                [str(max(settings.HNSW_EF_SEARCH, min(limit, MAX_EF_SEARCH)))],
             )
             if capabilities().iterative_scan and not filters.is_empty():
                 cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
@@ -244,7 +275,7 @@ def retrieve(
             strategy = "hnsw-iterative"
         else:
             total = max(1, Product.objects.filter(is_active=True).count())
-            selectivity = max(total_matching / total, 1e-4)
+            selectivity = max(total_matching / total, MIN_SELECTIVITY)
             wanted = math.ceil(wanted / selectivity)
             strategy = "hnsw-overfetch"
     limit = wanted
@@ -266,8 +297,8 @@ def retrieve(
             total_matching = _matching_products(filters) - (1 if exclude_product else 0)
         if len(grouped) >= total_matching:
             return grouped, strategy
-        limit *= 4
-        if limit > 20 * wanted:  # the graph ran dry under this filter: scan the subset
+        limit *= FETCH_GROWTH
+        if limit > MAX_OVERFETCH * wanted:  # the graph ran dry under this filter: scan the subset
             exact, strategy = True, strategy + "+exact"
     return grouped, strategy
 
@@ -275,25 +306,26 @@ def retrieve(
 # --- signals and re-ranking ------------------------------------------------------------
 
 
-def _category_names() -> dict[str, str]:
-    return {name.lower(): name for name in Category.objects.values_list("name", flat=True)}
-
-
-def text_signals(text: str) -> dict:
-    """What a typed query names: a category, a metal, a gemstone."""
-    signals: dict = {}
-    words = ranking.tokens(text)
+def _category_in_words(words: frozenset[str]) -> str | None:
+    """The shop's category the words name ("rings" -> Ring), if any."""
     stems = {w[:-1] if w.endswith("s") else w for w in words}
-    for lowered, name in _category_names().items():
-        if lowered in words or lowered in stems:
-            signals["category"] = {name: 1.0}
-            break
-    metal = metal_from_text(text)
-    if metal != Metal.OTHER:
-        signals["metal"] = metal
-    gemstone = gemstone_from_text(text)
-    if gemstone not in (Gemstone.OTHER, Gemstone.NONE):
-        signals["gemstone"] = gemstone
+    for name in Category.objects.values_list("name", flat=True):
+        if name.lower() in words or name.lower() in stems:
+            return name
+    return None
+
+
+def text_signals(text: str) -> dict[str, dict[str, float]]:
+    """What a typed query names, per declared attribute: {"metal": {"rose_gold": 1.0}, ...}."""
+    signals: dict[str, dict[str, float]] = {}
+    words = ranking.tokens(text)
+    for attribute in searchable.boosted():
+        if attribute.kind is searchable.FilterKind.CATEGORY:
+            value = _category_in_words(words)
+        else:
+            value = attribute.from_words(text) if attribute.from_words else None
+        if value:
+            signals[attribute.name] = {value: 1.0}
     return signals
 
 
@@ -336,265 +368,102 @@ def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int,
 
 
 def _closeness(similarity: float) -> str:
-    """A cosine in words: its scale means nothing to a shopper, so no percentage."""
-    if similarity >= 0.9:
+    """A cosine in words: its scale means nothing to a shopper, so never a percentage."""
+    if similarity >= CLOSENESS_VERY:
         return "very close"
-    if similarity >= 0.75:
+    if similarity >= CLOSENESS_CLOSE:
         return "close"
     return "somewhat close"
 
 
 def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) -> str:
-    parts = []
+    """Photo-only and "more like this": "looks close to your photo; same category and metal"."""
     b = result.breakdown
-    if query.image:
-        parts.append(f"looks {_closeness(b['similarity'])} to your photo")
-    elif query.kind == "similar":
-        parts.append(f"looks {_closeness(b['similarity'])} to this piece")
-    # Name the category only when the query is more likely than not to be one.
+    parts = [f"looks {_closeness(b['similarity'])} to {'your photo' if query.image else 'this piece'}"]
     same = []
-    if b.get("category", 0) >= 0.5 * settings.SEARCH_RANKING_WEIGHTS["category"] > 0:
-        same.append("category")
-    if b.get("metal", 0) > 0:
-        same.append("metal")
-    if b.get("gemstone", 0) > 0:
-        same.append("stone")
+    for attribute in searchable.boosted():
+        boost = b.get(attribute.name, 0)
+        # Name the category only when the query is more likely than not to be one.
+        if (boost >= 0.5 * attribute.boost > 0) if attribute.kind is searchable.FilterKind.CATEGORY else boost > 0:
+            same.append(attribute.label.lower())
     if same:
-        parts.append("same " + " and ".join([", ".join(same[:-1]), same[-1]] if len(same) > 1 else same))
+        parts.append("same " + (" and ".join([", ".join(same[:-1]), same[-1]]) if len(same) > 1 else same[0]))
     return "; ".join(parts)
 
 
-def _words_found(understood: Understood, text: str) -> list[str]:
-    """The query's words (or their alternatives) found in a product's text, as typed."""
-    found_tokens = {lexical_form(w) for w in words(text)}
-    found = []
-    for group in understood.terms:
-        for alternative in group:
-            if all(lexical_form(w) in found_tokens for w in alternative.split()):
-                found.append(alternative)
-                break
-    return found
+def ranking_weights() -> dict[str, float]:
+    """Similarity and text-match weights (settings) plus each declared attribute's boost."""
+    return {**{a.name: a.boost for a in searchable.boosted()}, **settings.SEARCH_RANKING_WEIGHTS}
 
 
-def lexical_form(word: str) -> str:
-    """Plural-insensitive form for the "why" line (the index itself stems with `english`)."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+class _Stopwatch:
+    """Milliseconds per named stage of one search."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self.mark) * 1000, 2)
+        self.mark = now
+
+    def total_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 1)
 
 
-def _reason_words(result: ranking.RankedResult, product: Product, understood: Understood, photo: bool) -> str:
-    """What matched, in words: "title has: yellow gold, sapphire; a necklace in yellow gold"."""
-    parts = []
-    if photo:
-        parts.append(f"looks {_closeness(result.breakdown['similarity'])} to your photo")
-    in_title = _words_found(understood, product.title)
-    if in_title:
-        parts.append("title has: " + ", ".join(in_title))
-    else:
-        described = _words_found(understood, f"{product.description} {product.gemstone_text} {product.metal_text}")
-        if described:
-            parts.append("description has: " + ", ".join(described))
-    b = result.breakdown
-    named = []
-    if b.get("category", 0) > 0:
-        named.append(f"a {product.category.name.lower()}")
-    if b.get("metal", 0) > 0:
-        named.append(product.get_metal_display().lower())
-    if b.get("gemstone", 0) > 0:
-        named.append("no stone" if understood.gemstone == Gemstone.NONE else understood.gemstone.replace("_", " "))
-    if b.get("price", 0) > 0:
-        named.append("in your price range")
-    if named:
-        parts.append("is " + ", ".join(named))
-    if not parts:
-        parts.append("close in meaning to your words")
-    return "; ".join(parts)
+def _similar_to_vector(query: SearchQuery, version: ModelVersion) -> tuple[np.ndarray | None, dict]:
+    """ "More like this": the product's own fused vector, and its category as the signal."""
+    from indexing.models import ProductEmbedding
 
-
-def load_vocabulary() -> Vocabulary:
-    """The catalogue's categories, the merchants' synonyms and the shop's currency, read
-    for each query (three small queries): an admin edit applies from the next search on."""
-    from django.db.models import Count
-
-    from .models import Synonym
-
-    categories: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for slug, name in Category.objects.values_list("slug", "name"):
-        names[slug] = name
-        for form in {slug.lower(), " ".join(words(name))}:
-            categories[form] = slug
-    synonyms = {
-        " ".join(words(phrase)): " ".join(words(means))
-        for phrase, means in Synonym.objects.filter(is_active=True).values_list("phrase", "means")
-    }
-    currency = (
-        Product.objects.filter(is_active=True)
-        .values("currency")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-        .values_list("currency", flat=True)
+    row = (
+        ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
+        .values_list("embedding", flat=True)
         .first()
     )
-    return Vocabulary(categories=categories, category_names=names, synonyms=synonyms, currency=currency or "INR")
+    if row is None:
+        return None, {}
+    category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
+    return np.asarray(row, dtype=np.float32), {"category": {category: 1.0}} if category else {}
 
 
-def understand_query(text: str) -> Understood:
-    """Typo correction against the catalogue, then the parse."""
-    vocabulary = load_vocabulary()
-    protected = {w for phrase in [*vocabulary.synonyms, *vocabulary.categories] for w in phrase.split()}
-    corrections = lexical.correct(words(text), protected)
-    return understand(text, vocabulary, corrections)
-
-
-def intent_for_ranking(understood: Understood) -> ranking.Intent:
-    metals = understood.metals
-    return ranking.Intent(
-        category=understood.category,
-        metals=tuple(metals),
-        metal_family=tuple(ranking_gold_family(metals)),
-        gemstone=understood.gemstone,
-        shape=understood.shape,
-        price_min=float(understood.price_min) if understood.price_min is not None else None,
-        price_max=float(understood.price_max) if understood.price_max is not None else None,
-        groups=len(understood.terms),
-    )
-
-
-def ranking_gold_family(metals: tuple[str, ...]) -> tuple[str, ...]:
-    from .understanding import GOLD_METALS
-
-    return GOLD_METALS if metals and set(metals) <= set(GOLD_METALS) else ()
-
-
-def _product_gemstones(gemstone: str, gemstone_text: str) -> frozenset[str]:
-    stones = {gemstone}
-    for part in (gemstone_text or "").split(","):
-        stone = gemstone_from_text(part)
-        if stone not in (Gemstone.OTHER, Gemstone.NONE) or not part.strip():
-            stones.add(stone)
-    if len(stones) > 1:
-        stones.discard(Gemstone.NONE)
-    return frozenset(stones)
-
-
-def _merge_lexical(grouped: dict[int, dict], hits: list[lexical.LexicalHit]) -> dict[int, lexical.LexicalHit]:
-    by_product = {}
-    for hit in hits:
-        grouped.setdefault(hit.product_id, {})
-        by_product[hit.product_id] = hit
-    return by_product
-
-
-def _hybrid_rank(
-    query: SearchQuery, understood: Understood, grouped: dict[int, dict], hits: dict[int, lexical.LexicalHit]
-) -> list[ranking.RankedResult]:
-    photo = bool(query.image)
-    rows = Product.objects.filter(pk__in=list(grouped)).values_list(
-        "pk", "category__slug", "metal", "gemstone", "gemstone_text", "title", "description", "price"
-    )
-    similarity = {pid: grouped[pid].get("product", -1.0) for pid in grouped}
-    if photo:  # a photo with words: the fused product vector, as before
-        similarity = {pid: ranking.similarity(_features_stub(grouped[pid]), photo_only=False) for pid in grouped}
-    threshold = settings.SEARCH_MATCH_MIN_SIMILARITY
-    dense_order = sorted(grouped, key=lambda pid: (-similarity[pid], pid))
-    dense_rank = {pid: i for i, pid in enumerate(dense_order, start=1)}
-    lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
-    candidates = []
-    for pid, category, metal, gemstone, gemstone_text, title, description, price in rows:
-        if not photo and pid not in hits and similarity[pid] < threshold:
-            continue  # outside the matching set (the one the facets count)
-        candidates.append(
-            ranking.HybridCandidate(
-                product_id=pid,
-                dense_rank=dense_rank[pid] if similarity[pid] > -1.0 else None,
-                lexical_rank=lexical_rank.get(pid),
-                groups_matched=hits[pid].groups_matched if pid in hits else 0,
-                similarity=similarity[pid],
-                category=category,
-                metal=metal,
-                gemstones=_product_gemstones(gemstone, gemstone_text),
-                text=f"{title} {description}",
-                price=float(price),
-            )
-        )
-    weights = settings.SEARCH_HYBRID_WEIGHTS["photo_text" if photo else "text"]
-    return ranking.rank_hybrid(candidates, intent_for_ranking(understood), weights, query.k)
-
-
-def _features_stub(entry: dict) -> ranking.CandidateFeatures:
-    return ranking.CandidateFeatures(
-        product_id=0,
-        image_similarity=entry["image"][0] if "image" in entry else None,
-        product_similarity=entry.get("product"),
-        category="",
-        metal="",
-        gemstone="",
-        text="",
-    )
-
-
-def _encode(query: SearchQuery, version: ModelVersion, understood: Understood | None) -> tuple[np.ndarray | None, dict]:
-    """The query vector and the category/metal/stone signals of the dense-only ranking."""
-    signal_kwargs: dict = {}
-    if query.similar_to is not None:
-        from indexing.models import ProductEmbedding
-
-        row = (
-            ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
-            .values_list("embedding", flat=True)
-            .first()
-        )
-        if row is None:
-            return None, signal_kwargs
-        category = Product.objects.filter(pk=query.similar_to).values_list("category__name", flat=True).first()
-        signal_kwargs["category"] = {category: 1.0} if category else {}
-        return np.asarray(row, dtype=np.float32), signal_kwargs
-    text = (understood.text or understood.searched) if understood else query.text
-    return encode_query(version, query.image, text or query.text), signal_kwargs
-
-
-def _image_signals(query: SearchQuery, vector: np.ndarray, version: ModelVersion, signal_kwargs: dict):
+def _query_signals(
+    query: SearchQuery, vector: np.ndarray, version: ModelVersion, signals: dict
+) -> tuple[dict, tuple[str, float] | None]:
+    """What the photo looks like (category) and what the words name; the words win."""
     predicted = None
     if query.image:
         distribution = predict_category(vector, version)
         if distribution:
             predicted = next(iter(distribution.items()))
-            signal_kwargs["category"] = distribution
-    return predicted
+            signals["category"] = distribution
+    if query.text:
+        signals.update(text_signals(query.text))  # the shopper's words beat our guess
+    return signals, predicted
 
 
-def _dense_rank(query: SearchQuery, grouped: dict[int, dict], signal_kwargs: dict) -> list[ranking.RankedResult]:
-    """Photo-only and "more like this": the ranking as it was (similarity + small boosts)."""
-    rows = Product.objects.filter(pk__in=list(grouped)).values_list(
-        "pk", "category__name", "metal", "gemstone", "title", "description"
-    )
-    features = [
+def _candidates(grouped: dict[int, dict]) -> list[ranking.CandidateFeatures]:
+    """Plain values to rank on: similarities and the declared attributes' values."""
+    paths = {
+        a.name: "category__name" if a.kind is searchable.FilterKind.CATEGORY else a.name for a in searchable.boosted()
+    }
+    rows = Product.objects.filter(pk__in=list(grouped)).values("pk", "title", "description", *paths.values())
+    return [
         ranking.CandidateFeatures(
-            product_id=pid,
-            image_similarity=grouped[pid]["image"][0] if "image" in grouped[pid] else None,
-            product_similarity=grouped[pid].get("product"),
-            category=category,
-            metal=metal,
-            gemstone=gemstone,
-            text=f"{title} {description}",
+            product_id=row["pk"],
+            image_similarity=grouped[row["pk"]]["image"][0] if "image" in grouped[row["pk"]] else None,
+            product_similarity=grouped[row["pk"]].get("product"),
+            attributes={name: row[path] for name, path in paths.items()},
+            text=f"{row['title']} {row['description']}",
         )
-        for pid, category, metal, gemstone, title, description in rows
+        for row in rows
     ]
-    signals = ranking.QuerySignals(
-        tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text, **signal_kwargs
-    )
-    return ranking.rank(features, signals, settings.SEARCH_RANKING_WEIGHTS, query.k)
 
 
 def _results(
-    query: SearchQuery, ranked: list[ranking.RankedResult], grouped: dict[int, dict], understood: Understood | None
+    ranked: list[ranking.RankedResult], grouped: dict[int, dict], query: SearchQuery, understood: Understood | None
 ) -> list[SearchResult]:
+    """Model objects (and their photos) for the k shown only."""
     products = {
         p.pk: p
         for p in Product.objects.filter(pk__in=[r.product_id for r in ranked])
@@ -623,75 +492,268 @@ def _results(
     return results
 
 
+# --- queries with words: understanding, full text, fusion -------------------------------------
+
+
+def load_vocabulary() -> Vocabulary:
+    """The catalogue's categories, the merchants' synonyms and the shop's currency, read for
+    each query (three small queries), so an admin edit applies from the next search on."""
+    from django.db.models import Count
+
+    from .models import Synonym
+
+    categories: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for slug, name in Category.objects.values_list("slug", "name"):
+        names[slug] = name
+        for form in {slug.lower(), " ".join(words(name))}:
+            categories[form] = slug
+    synonyms = {
+        " ".join(words(phrase)): " ".join(words(means))
+        for phrase, means in Synonym.objects.filter(is_active=True).values_list("phrase", "means")
+    }
+    currency = (
+        Product.objects.filter(is_active=True)
+        .values("currency")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("currency", flat=True)
+        .first()
+    )
+    return Vocabulary(categories=categories, category_names=names, synonyms=synonyms, currency=currency or "INR")
+
+
+def understand_query(text: str) -> Understood:
+    """Typo correction against the catalogue's own words, then the parse."""
+    vocabulary = load_vocabulary()
+    protected = {w for phrase in [*vocabulary.synonyms, *vocabulary.categories] for w in phrase.split()}
+    corrections = lexical.correct(words(text), protected)
+    return understand(text, vocabulary, corrections)
+
+
+def _intent(understood: Understood) -> ranking.Intent:
+    """The parse as ranking reads it; a declared attribute the jewelry vocabulary does not
+    know is read by the declaration's own `from_words`."""
+    credits = understood.attribute_credits()
+    for attribute in searchable.boosted():
+        if attribute.name not in credits and attribute.from_words and attribute.name not in ("metal", "gemstone"):
+            value = attribute.from_words(understood.searched)
+            if value:
+                credits[attribute.name] = {value: 1.0}
+    return ranking.Intent(
+        attributes=credits,
+        shape=understood.shape,
+        price_min=float(understood.price_min) if understood.price_min is not None else None,
+        price_max=float(understood.price_max) if understood.price_max is not None else None,
+        groups=len(understood.terms),
+    )
+
+
+def _product_gemstones(gemstone: str, gemstone_text: str) -> frozenset[str]:
+    """The product's stone and every stone its merchant text lists ("pearl, cubic zirconia")."""
+    from catalog.choices import Gemstone, gemstone_from_text
+
+    stones = {gemstone}
+    for part in (gemstone_text or "").split(","):
+        stone = gemstone_from_text(part)
+        if stone not in (Gemstone.OTHER, Gemstone.NONE):
+            stones.add(stone)
+    if len(stones) > 1:
+        stones.discard(Gemstone.NONE)
+    return frozenset(stones)
+
+
+def _hybrid_candidates(
+    query: SearchQuery, grouped: dict[int, dict], hits: dict[int, lexical.LexicalHit]
+) -> list[ranking.HybridCandidate]:
+    """Both sides' candidates with their two ranks. For words only, a candidate outside the
+    matching set (no word found, not close enough in meaning) is dropped: it is what the
+    facets count, and what lets "laptop" answer nothing."""
+    photo = bool(query.image)
+    declared = [a for a in searchable.boosted() if a.name not in ("category", "gemstone")]
+    rows = Product.objects.filter(pk__in=list(grouped)).values(
+        "pk",
+        "category__slug",
+        "gemstone",
+        "gemstone_text",
+        "title",
+        "description",
+        "price",
+        *(a.name for a in declared),
+    )
+    similarity = {
+        pid: ranking.similarity(_stub(entry), photo_only=False) if entry else -1.0 for pid, entry in grouped.items()
+    }
+    dense_order = sorted((pid for pid in grouped if similarity[pid] > -1.0), key=lambda pid: (-similarity[pid], pid))
+    dense_rank = {pid: i for i, pid in enumerate(dense_order, start=1)}
+    lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
+    candidates = []
+    for row in rows:
+        pid = row["pk"]
+        if not photo and pid not in hits and similarity[pid] < settings.SEARCH_MATCH_MIN_SIMILARITY:
+            continue
+        attributes = {a.name: frozenset([str(row[a.name])]) for a in declared}
+        attributes["category"] = frozenset([row["category__slug"]])
+        attributes["gemstone"] = _product_gemstones(row["gemstone"], row["gemstone_text"])
+        candidates.append(
+            ranking.HybridCandidate(
+                product_id=pid,
+                dense_rank=dense_rank.get(pid),
+                lexical_rank=lexical_rank.get(pid),
+                groups_matched=hits[pid].groups_matched if pid in hits else 0,
+                similarity=similarity[pid],
+                attributes=attributes,
+                text=f"{row['title']} {row['description']}",
+                price=float(row["price"]),
+            )
+        )
+    return candidates
+
+
+def _stub(entry: dict) -> ranking.CandidateFeatures:
+    return ranking.CandidateFeatures(
+        product_id=0,
+        image_similarity=entry["image"][0] if "image" in entry else None,
+        product_similarity=entry.get("product"),
+        attributes={},
+        text="",
+    )
+
+
+def _words_found(understood: Understood, text: str) -> list[str]:
+    """The query's words (or an alternative of each) found in a text, plural-insensitively."""
+    found_tokens = {lexical_form(w) for w in words(text)}
+    found = []
+    for group in understood.terms:
+        for alternative in group:
+            if all(lexical_form(w) in found_tokens for w in alternative.split()):
+                found.append(alternative)
+                break
+    return found
+
+
+def lexical_form(word: str) -> str:
+    """Plural-insensitive form for the "why" line (the index itself stems with `english`)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _reason_words(result: ranking.RankedResult, product: Product, understood: Understood, photo: bool) -> str:
+    """What matched, in words: "title has: yellow gold, sapphire; is a necklace, yellow gold"."""
+    parts = []
+    if photo:
+        parts.append(f"looks {_closeness(result.breakdown['similarity'])} to your photo")
+    in_title = _words_found(understood, product.title)
+    if in_title:
+        parts.append("title has: " + ", ".join(in_title))
+    else:
+        described = _words_found(understood, f"{product.description} {product.gemstone_text} {product.metal_text}")
+        if described:
+            parts.append("description has: " + ", ".join(described))
+    b = result.breakdown
+    named = []
+    if b.get("category", 0) > 0:
+        named.append(f"a {product.category.name.lower()}")
+    if b.get("metal", 0) > 0:
+        named.append(product.get_metal_display().lower())
+    if b.get("gemstone", 0) > 0:
+        named.append("no stone" if understood.gemstone == "none" else str(understood.gemstone).replace("_", " "))
+    if b.get("price", 0) > 0:
+        named.append("in your price range")
+    if named:
+        parts.append("is " + ", ".join(named))
+    if not parts:
+        parts.append("close in meaning to your words")
+    return "; ".join(parts)
+
+
+def _rank_words(
+    query: SearchQuery, version: ModelVersion, vector: np.ndarray, understood: Understood, method: str
+) -> tuple[list[ranking.RankedResult], dict[int, dict], str]:
+    """Candidates from HNSW and the full-text index (`method` "lexical": full text only, for
+    the side-by-side evaluation), fused and boosted by the intent."""
+    if method == "lexical":
+        grouped, strategy = {}, "fulltext"
+    else:
+        grouped, strategy = retrieve(vector, version, query.filters, query.k, exact=query.exact)
+        strategy += "+fulltext"
+    where, params = query.filters.sql()
+    found = lexical.lexical_candidates(understood.terms, where, params, query.k * settings.SEARCH_CANDIDATE_FACTOR)
+    hits = {hit.product_id: hit for hit in found}
+    for pid in hits:
+        grouped.setdefault(pid, {})
+    if method == "lexical":
+        for pid in grouped:
+            grouped[pid] = {}  # no dense order
+    else:
+        _exact_rescore(vector, version, grouped)
+    weights = settings.SEARCH_HYBRID_WEIGHTS["photo_text" if query.image else "text"]
+    ranked = ranking.rank_hybrid(_hybrid_candidates(query, grouped, hits), _intent(understood), weights, query.k)
+    return ranked, grouped, strategy
+
+
+def _count_facets(query: SearchQuery, version: ModelVersion, vector: np.ndarray, response: SearchResponse) -> None:
+    words_only = response.understood is not None and not query.image
+    counted = facet_counts.count(
+        query.filters,
+        fulltext_groups=response.understood.terms if words_only else None,
+        vector=_vector_literal(vector) if words_only else None,
+        version_id=version.pk,
+    )
+    response.facets, response.total_matching = counted.facets, counted.total
+    response.matched = counted.unfiltered > 0
+    if not response.matched:
+        response.results = []
+
+
 def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
-    """One query -> results. `method` is for the side-by-side evaluation only: "dense" is
-    the ranking before full text (HNSW + small boosts), "lexical" full text + intent alone."""
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    """Read the words, encode, retrieve (HNSW, and full text for words), rank, count facets.
+
+    `method` is for the side-by-side evaluation only: "dense" is the ranking before full
+    text (HNSW + the declared attributes' small boosts), "lexical" full text + intent alone."""
+    clock = _Stopwatch()
     version = active_version(create=False)
     if version is None:
         raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round((now - since) * 1000, 2)
-        return now
-
-    t = time.perf_counter()
     understood = understand_query(query.text) if query.text and method != "dense" else None
-    t = lap("understand_ms", t)
-    vector, signal_kwargs = _encode(query, version, understood)
-    if vector is None:
-        took = round((time.perf_counter() - started) * 1000, 1)
-        return SearchResponse([], took, version.version, None, "none", timings)
-    t = lap("encode_ms", t)
-    predicted = _image_signals(query, vector, version, signal_kwargs)
-    if query.text and understood is None:
-        from_text = text_signals(query.text)
-        signal_kwargs.update({key: value for key, value in from_text.items() if key != "category" or not query.image})
-        if "category" in from_text and query.image:
-            signal_kwargs["category"] = from_text["category"]  # the shopper's words beat our guess
-    t = lap("predict_ms", t)
-
-    if method == "lexical":
-        grouped, strategy = {}, "fulltext"
+    clock.lap("understand_ms")
+    signals: dict = {}
+    if query.similar_to is not None:
+        vector, signals = _similar_to_vector(query, version)
+        if vector is None:
+            return SearchResponse([], clock.total_ms(), version.version, None, "none", clock.timings)
+    else:
+        vector = encode_query(
+            version, query.image, (understood.text or understood.searched) if understood else query.text
+        )
+    clock.lap("encode_ms")
+    signals, predicted = _query_signals(query, vector, version, signals)
+    clock.lap("predict_ms")
+    if understood is not None:
+        ranked, grouped, strategy = _rank_words(query, version, vector, understood, method)
     else:
         grouped, strategy = retrieve(
             vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
         )
-    hits: dict[int, lexical.LexicalHit] = {}
-    if understood is not None:
-        where, params = query.filters.sql()
-        found = lexical.lexical_candidates(understood.terms, where, params, query.k * settings.SEARCH_CANDIDATE_FACTOR)
-        hits = _merge_lexical(grouped, found)
-        strategy += "+fulltext" if method != "lexical" else ""
-    t = lap("retrieve_ms", t)
-    _exact_rescore(vector, version, grouped)
-    if understood is not None:
-        if method == "lexical":
-            for entry in grouped.values():
-                entry.pop("image", None)
-                entry["product"] = -1.0  # full text only: no dense order
-        ranked = _hybrid_rank(query, understood, grouped, hits)
-    else:
-        ranked = _dense_rank(query, grouped, signal_kwargs)
-    results = _results(query, ranked, grouped, understood)
-    lap("rank_ms", t)
-    response = SearchResponse(results, 0.0, version.version, predicted, strategy, timings, understood=understood)
-    if query.similar_to is None and method == "hybrid":
-        t = time.perf_counter()
-        counted = facet_counts.count(
-            query.filters,
-            fulltext_groups=understood.terms if understood is not None and not query.image else None,
-            vector=_vector_literal(vector) if understood is not None and not query.image else None,
-            version_id=version.pk,
+        _exact_rescore(vector, version, grouped)
+        query_signals = ranking.QuerySignals(
+            attributes=signals, tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text
         )
-        response.facets, response.total_matching = counted.facets, counted.total
-        response.matched = counted.unfiltered > 0
-        if not response.matched:
-            response.results = []
-        lap("facets_ms", t)
-    response.took_ms = round((time.perf_counter() - started) * 1000, 1)
+        ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
+    clock.lap("retrieve_rank_ms")
+    response = SearchResponse(
+        _results(ranked, grouped, query, understood), 0.0, version.version, predicted, strategy, clock.timings
+    )
+    response.understood = understood
+    if query.similar_to is None and method == "hybrid":
+        _count_facets(query, version, vector, response)
+        clock.lap("facets_ms")
+    response.took_ms = clock.total_ms()
     logger.info(
         "search kind=%s k=%d strategy=%s results=%d matched=%s took=%.1fms %s",
         query.kind,
@@ -700,7 +762,7 @@ def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
         len(response.results),
         response.matched,
         response.took_ms,
-        timings,
+        clock.timings,
     )
     return response
 

@@ -44,11 +44,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 @dataclass(frozen=True)
 class QuerySignals:
-    """What the query suggests, as probabilities/flags the boosts can use."""
+    """What the query suggests, per declared attribute (catalog/searchable.py): a
+    distribution over values, e.g. {"category": {"Ring": 0.8, "Bangle": 0.2},
+    "metal": {"rose_gold": 1.0}}."""
 
-    category: Mapping[str, float] = field(default_factory=dict)  # category name -> probability
-    metal: str | None = None
-    gemstone: str | None = None
+    attributes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     tokens: frozenset[str] = frozenset()
     # A catalog photo's own vector holds no text, so it is a like-for-like match only for a
     # photo-only query; a query with words is scored against the fused product vector.
@@ -60,9 +60,7 @@ class CandidateFeatures:
     product_id: int
     image_similarity: float | None  # best photo of the product (cosine)
     product_similarity: float | None  # the fused product vector (cosine)
-    category: str
-    metal: str
-    gemstone: str
+    attributes: Mapping[str, str]  # declared attribute -> the product's value (category: its name)
     text: str  # title + description, lower-cased by the caller or here
 
 
@@ -105,14 +103,11 @@ def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
 
 
 def score_candidate(features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]) -> RankedResult:
+    """Similarity, plus a boost per attribute weighted by how likely the query wants the
+    product's value, plus the share of the query's words in the product's text."""
     breakdown = {"similarity": similarity(features, signals.photo_only)}
-    breakdown["category"] = weights.get("category", 0.0) * signals.category.get(features.category, 0.0)
-    breakdown["metal"] = weights.get("metal", 0.0) * float(
-        signals.metal is not None and signals.metal == features.metal
-    )
-    breakdown["gemstone"] = weights.get("gemstone", 0.0) * float(
-        signals.gemstone is not None and signals.gemstone == features.gemstone
-    )
+    for name, value in features.attributes.items():
+        breakdown[name] = weights.get(name, 0.0) * signals.attributes.get(name, {}).get(value, 0.0)
     breakdown["text_match"] = weights.get("text_match", 0.0) * text_match(signals.tokens, features.text)
     score = weights.get("similarity", 1.0) * breakdown["similarity"] + sum(
         value for key, value in breakdown.items() if key != "similarity"
@@ -160,17 +155,13 @@ RRF_K = 60
 class Intent:
     """The parsed query (search.understanding.Understood) as ranking sees it."""
 
-    category: str | None = None  # category slug
-    metals: tuple[str, ...] = ()  # Metal values named ("gold" names all four golds)
-    metal_family: tuple[str, ...] = ()  # the golds, when a colour of gold was named
-    gemstone: str | None = None
+    # declared attribute -> {value: credit}: "gold" gives every gold full credit, "rose gold"
+    # gives rose gold 1 and the other golds partial credit.
+    attributes: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     shape: str | None = None
     price_min: float | None = None
     price_max: float | None = None
     groups: int = 0  # full-text groups in the query
-
-    def is_empty(self) -> bool:
-        return not (self.category or self.metals or self.gemstone or self.shape or self.price_min or self.price_max)
 
 
 @dataclass(frozen=True)
@@ -180,9 +171,7 @@ class HybridCandidate:
     lexical_rank: int | None  # 1-based order of the full-text side
     groups_matched: int
     similarity: float
-    category: str  # slug
-    metal: str
-    gemstones: frozenset[str]  # the product's stone and any stone its text names
+    attributes: Mapping[str, frozenset[str]]  # declared attribute -> the product's values (category: slug)
     text: str
     price: float
 
@@ -192,18 +181,12 @@ def rrf(ranks: Sequence[int | None], weights: Sequence[float], k: int = RRF_K) -
 
 
 def intent_match(candidate: HybridCandidate, intent: Intent, weights: Mapping[str, float]) -> dict[str, float]:
-    """Named boosts for each part of the intent the product has (partial credit for gold of
-    another colour)."""
+    """A named boost for each part of the intent the product has."""
     boosts = {}
-    if intent.category:
-        boosts["category"] = weights["category"] * float(candidate.category == intent.category)
-    if intent.metals:
-        if candidate.metal in intent.metals:
-            boosts["metal"] = weights["metal"]
-        else:
-            boosts["metal"] = weights["metal"] * 0.3 * float(candidate.metal in intent.metal_family)
-    if intent.gemstone:
-        boosts["gemstone"] = weights["gemstone"] * float(intent.gemstone in candidate.gemstones)
+    for name, credits in intent.attributes.items():
+        values = candidate.attributes.get(name, frozenset())
+        credit = max((credits.get(value, 0.0) for value in values), default=0.0)
+        boosts[name] = weights.get(name, weights.get("attribute", 0.0)) * credit
     if intent.shape:
         boosts["shape"] = weights["shape"] * float(intent.shape in tokens(candidate.text))
     if intent.price_min is not None or intent.price_max is not None:

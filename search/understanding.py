@@ -71,6 +71,7 @@ METAL_WORDS = {
 }
 # (metal, colour) -> the catalogue's Metal values it names.
 GOLD_METALS = (Metal.YELLOW_GOLD, Metal.WHITE_GOLD, Metal.ROSE_GOLD, Metal.TWO_TONE_GOLD)
+PARTIAL_GOLD_CREDIT = 0.3
 _METAL_CHOICES: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("gold", None): GOLD_METALS,
     ("gold", "yellow"): (Metal.YELLOW_GOLD,),
@@ -219,6 +220,8 @@ class Understood:
     # Full-text groups: each a list of alternative words, every group wanted.
     terms: list[list[str]] = field(default_factory=list)
     corrections: dict[str, str] = field(default_factory=dict)  # typed word -> catalogue word
+    # The words each understood part came from ("metal": "rose gold"): what a chip removes.
+    phrases: dict[str, str] = field(default_factory=dict)
     text: str = ""  # what the encoder reads: corrections and synonyms applied, price words removed
     searched: str = ""  # the shopper's words with the typo corrections applied
 
@@ -228,6 +231,21 @@ class Understood:
         if self.metal is None:
             return ()
         return _METAL_CHOICES.get((self.metal, self.metal_color), _METAL_CHOICES.get((self.metal, None), ()))
+
+    def attribute_credits(self) -> dict[str, dict[str, float]]:
+        """What ranking boosts, per declared attribute: {value: credit}. A colour of gold
+        named gives the other golds partial credit (they are still gold)."""
+        credits: dict[str, dict[str, float]] = {}
+        if self.category:
+            credits["category"] = {self.category: 1.0}
+        if self.metals:
+            named = {metal: 1.0 for metal in self.metals}
+            if self.metal == "gold" and self.metal_color:
+                named = {**{metal: PARTIAL_GOLD_CREDIT for metal in GOLD_METALS}, **named}
+            credits["metal"] = named
+        if self.gemstone:
+            credits["gemstone"] = {self.gemstone: 1.0}
+        return credits
 
     def as_dict(self) -> dict:
         """The API's `understood`: only what was understood."""
@@ -274,8 +292,8 @@ def _amount(number: str, multiplier: str | None) -> Decimal | None:
     return value * _MULTIPLIERS.get((multiplier or "").lower(), 1)
 
 
-def parse_price(text: str, shop_currency: str) -> tuple[Decimal | None, Decimal | None, str | None, str]:
-    """(min, max, currency, text without the price words)."""
+def parse_price(text: str, shop_currency: str) -> tuple[Decimal | None, Decimal | None, str | None, str, str]:
+    """(min, max, currency, text without the price words, the price words)."""
     for pattern, kind in _PRICE_PATTERNS:
         match = pattern.search(text)
         if not match:
@@ -293,8 +311,8 @@ def parse_price(text: str, shop_currency: str) -> tuple[Decimal | None, Decimal 
         named = _CURRENCY_IN.search(match.group(0))
         currency = CURRENCY_WORDS.get(named.group(1).rstrip(".")) if named else shop_currency
         rest = (text[: match.start()] + " " + text[match.end() :]).strip()
-        return low, high, currency or shop_currency, " ".join(rest.split())
-    return None, None, None, text
+        return low, high, currency or shop_currency, " ".join(rest.split()), match.group(0).strip()
+    return None, None, None, text, ""
 
 
 def _take(phrases: Iterable[str], text: str) -> tuple[str | None, str]:
@@ -329,22 +347,27 @@ def understand(text: str, vocabulary: Vocabulary, corrections: Mapping[str, str]
     """Parse a query. `corrections` (typed word -> catalogue word) come from `search.lexical`."""
     corrections = dict(corrections or {})
     typed = " ".join(corrections.get(word, word) for word in normalise(text).split())
-    low, high, currency, rest = parse_price(typed, vocabulary.currency)
+    low, high, currency, rest, price_phrase = parse_price(typed, vocabulary.currency)
     rest, synonyms_used = apply_synonyms(" ".join(words(rest)), vocabulary.synonyms)
     understood = Understood(price_min=low, price_max=high, currency=currency, corrections=corrections)
+    if price_phrase:
+        understood.phrases["price"] = price_phrase
     understood.text = rest
     understood.searched = typed
 
     phrase, rest = _take(NO_STONE_PHRASES, rest)
     if phrase:
         understood.gemstone = Gemstone.NONE
+        understood.phrases["gemstone"] = phrase
     phrase, rest_after_shape = _take(SHAPE_WORDS, rest)
     if phrase:
         understood.shape = SHAPE_WORDS[phrase]
+        understood.phrases["shape"] = phrase
         rest = rest_after_shape
     phrase, rest = _take(GEMSTONE_WORDS, rest)
     if phrase and understood.gemstone is None:
         understood.gemstone = GEMSTONE_WORDS[phrase]
+        understood.phrases["gemstone"] = phrase
     if phrase:
         understood.terms.append([phrase])
     rest = _metal_from(rest, understood)
@@ -363,10 +386,12 @@ def _metal_from(rest: str, understood: Understood) -> str:
     if metal_phrase:
         understood.metal = METAL_WORDS[metal_phrase]
         understood.terms.append([metal_phrase])
+        understood.phrases["metal"] = metal_phrase
     if colour_phrase and understood.metal in (None, "gold"):
         # "white gold", "rose gold", or a colour beside "gold" elsewhere in the query.
         if understood.metal == "gold":
             understood.metal_color = METAL_COLOURS[colour_phrase]
+            understood.phrases["metal"] = f"{colour_phrase} {metal_phrase}"
         understood.terms.append([colour_phrase])
         rest = without_colour
     return rest
@@ -393,6 +418,7 @@ def _category_from(rest: str, vocabulary: Vocabulary, understood: Understood, sy
         slug = vocabulary.categories.get(candidate)
         if slug:
             understood.category = slug
+            understood.phrases["category"] = phrase
             break
     # Full text: the word typed, or the shop's category name ("studs" finds "earring").
     alternatives = [phrase]

@@ -7,6 +7,8 @@ redis-server) for a machine that has neither. Data lives under the git-ignored `
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import socket
 import subprocess
@@ -15,20 +17,33 @@ import time
 import warnings
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR", Path(__file__).resolve().parent.parent / ".data"))
-REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6390"))
+DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT") or "6390")
+
+
+def postgres_url(data_dir: Path = DATA_DIR) -> str:
+    """Where the embedded server listens (a unix socket in its data folder)."""
+    socket_dir = str(data_dir / "pg").replace("/", "%2F")
+    return f"postgres://postgres@{socket_dir}/postgres"
+
+
+def redis_url(port: int = REDIS_PORT) -> str:
+    return f"redis://127.0.0.1:{port}/0"
 
 
 def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False):
-    """Start (or reuse) the embedded server; returns (server, DATABASE_URL)."""
+    """Start (or reuse) the embedded server; returns (server, DATABASE_URL).
+
+    With stop_on_exit the server stops when the last process using it exits (pgserver
+    counts the handles of `make run` and `manage.py` together)."""
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO lines are for its own debugging
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop" if stop_on_exit else None)
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    socket_dir = str(data_dir / "pg").replace("/", "%2F")
-    return server, f"postgres://postgres@{socket_dir}/postgres"
+    server.psql("SET client_min_messages TO WARNING; CREATE EXTENSION IF NOT EXISTS vector;")
+    return server, postgres_url(data_dir)
 
 
 def redis_server_binary() -> str:
@@ -45,15 +60,36 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
         return False
 
 
+class ForeignRedis(RuntimeError):
+    """The embedded Redis port answers, but with another checkout's (or the system's) data."""
+
+
+def check_redis_is_ours(port: int, redis_dir: Path) -> None:
+    """Never enqueue into a Redis that happens to answer on our port."""
+    import redis
+
+    try:
+        found = redis.Redis(port=port, socket_timeout=2).config_get("dir").get("dir", "")
+    except redis.RedisError as exc:
+        raise ForeignRedis(f"port {port} answers but not as a Redis we can use ({exc})") from None
+    if Path(found).resolve() != redis_dir.resolve():
+        raise ForeignRedis(
+            f"127.0.0.1:{port} is a Redis with its data in {found}, not this project's {redis_dir}. "
+            f"Stop that one, or pick another port for this checkout: EMBEDDED_REDIS_PORT=6391 make run "
+            f"(and the same variable for manage.py)."
+        )
+
+
 def start_redis(
     data_dir: Path = DATA_DIR, port: int = REDIS_PORT, *, daemonize: bool = False, new_session: bool = False
 ):
     """Start redis-server on 127.0.0.1:port with an append-only file, so queued indexing
     work survives a restart. Returns (process or None if already running, REDIS_URL)."""
-    url = f"redis://127.0.0.1:{port}/0"
-    if port_open("127.0.0.1", port):
-        return None, url
+    url = redis_url(port)
     redis_dir = data_dir / "redis"
+    if port_open("127.0.0.1", port):
+        check_redis_is_ours(port, redis_dir)
+        return None, url
     redis_dir.mkdir(parents=True, exist_ok=True)
     command = [
         redis_server_binary(),
@@ -80,6 +116,23 @@ def start_redis(
             return (None if daemonize else process), url
         time.sleep(0.05)
     raise RuntimeError(f"embedded redis-server did not start on port {port}; see {redis_dir / 'redis.log'}")
+
+
+def start_redis_for_command(data_dir: Path = DATA_DIR, port: int = REDIS_PORT) -> None:
+    """For one `manage.py` command: reuse the running Redis (`make run`'s), or start one
+    that is stopped when the command exits. Queued work is kept in the append-only file,
+    so the worker finds it at the next `make run`."""
+    process, _ = start_redis(data_dir, port, new_session=True)
+    if process is not None:
+        atexit.register(_stop_process, process)
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def main(argv: list[str]) -> int:

@@ -187,6 +187,10 @@ SEARCH_INFERENCE_BACKEND = env("SEARCH_INFERENCE_BACKEND", "onnx")
 CATALOG_PRODUCT_URL_NAME = "search:product"
 SEARCH_DEFAULT_K = 20
 SEARCH_MAX_K = 100
+# The longest query text the page and the API take (characters).
+SEARCH_MAX_QUERY_CHARS = 300
+# How long a shopper's uploaded photo is kept for the result page (seconds).
+QUERY_PHOTO_SECONDS = 3600
 # Rows fetched from each HNSW index per wanted product, before grouping by product.
 SEARCH_CANDIDATE_FACTOR = 4
 # A filter matching at most this many products is answered by an exact scan of them:
@@ -196,13 +200,12 @@ SEARCH_EXACT_SCAN_MAX_PRODUCTS = 2000
 # lift an unlike product over a like one.
 SEARCH_RANKING_WEIGHTS = {
     "similarity": 1.0,
-    "category": 0.04,
-    "metal": 0.03,
-    "gemstone": 0.03,
     "text_match": 0.06,
 }
+# Each declared attribute's own boost (category, metal, gemstone) is in catalog/searchable.py.
 # Queries with words take candidates from HNSW and from the full-text index and fuse them
-# (search.ranking.rank_hybrid: reciprocal rank fusion + boosts for what the words name).
+# (search.ranking.rank_hybrid: reciprocal rank fusion + boosts for what the words name;
+# these replace the declared attributes' own small boosts for queries with words).
 # Words only: the parsed intent dominates (one point per attribute against at most 2/61 of
 # fused rank), so "yellow gold necklace with sapphire" lists every such necklace first.
 # Photo and words: the photo's similarity dominates, as before; fusion and intent nudge.
@@ -217,6 +220,7 @@ SEARCH_HYBRID_WEIGHTS = {
         "metal": 0.6,
         "shape": 0.3,
         "price": 0.5,
+        "attribute": 0.5,  # any other declared attribute the words name
     },
     "photo_text": {
         "similarity": 1.0,
@@ -228,11 +232,12 @@ SEARCH_HYBRID_WEIGHTS = {
         "metal": 0.03,
         "shape": 0.01,
         "price": 0.02,
+        "attribute": 0.02,
     },
 }
 # A product matches a query with words when the full-text index finds one of its words, or
-# when its vector is at least this close to the query's (calibrated on the evaluation sets,
-# `manage.py evaluate --calibrate`): below it, "laptop" gets "No pieces match", not the
+# when its vector is at least this close to the query's (calibrated on the evaluation sets:
+# docs/search-quality.md): below it, "laptop" gets "No pieces match", not the
 # nearest rings. Facet counts count the same matching set.
 SEARCH_MATCH_MIN_SIMILARITY = 0.55
 # Price facet: this many buckets, bounded by the catalogue's price quantiles.
@@ -394,3 +399,9 @@ AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # --- end Security ------------------------------------------------------------------------
+
+# --- Operations (start-up, demo data) ------------------------------------------------------
+# `make run` seeds the demo catalogue once, into an empty catalogue; DEMO_CATALOG=0 starts
+# an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
+DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
+# --- end Operations ------------------------------------------------------------------------

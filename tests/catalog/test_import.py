@@ -6,7 +6,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from catalog.models import Category, Product, ProductImage
 from tests.conftest import make_photo
@@ -35,9 +35,17 @@ def images_root(tmp_path):
     return root
 
 
-def run_import(csv_path: Path, images_root: Path) -> tuple[str, str]:
+def run_import(csv_path: Path, images_root: Path, *, status: int = 0) -> tuple[str, str]:
+    """Runs the command; `status` is the exit status it must end with (1, a bad file, raises)."""
     out, err = StringIO(), StringIO()
-    call_command("import_catalog", str(csv_path), "--images-root", str(images_root), stdout=out, stderr=err)
+    try:
+        call_command("import_catalog", str(csv_path), "--images-root", str(images_root), stdout=out, stderr=err)
+        code = 0
+    except CommandError as exc:
+        if exc.returncode == 1:
+            raise
+        code = exc.returncode
+    assert code == status, out.getvalue() + err.getvalue()
     return out.getvalue(), err.getvalue()
 
 
@@ -72,7 +80,7 @@ def test_import_with_broken_rows_imports_the_rest_and_reports_each_line(tmp_path
             ],
         ],
     )
-    out, err = run_import(csv_path, images_root)
+    out, err = run_import(csv_path, images_root, status=3)  # some rows failed
     assert "created 2, updated 0, unchanged 0, failed 3" in out
     assert "line 3 (sku R-2)" in err
     assert "not found" in err
@@ -154,6 +162,7 @@ def test_image_path_outside_images_root_is_refused(tmp_path, images_root):
             ],
         ),
         images_root,
+        status=4,  # every row failed
     )
     assert "failed 1" in out
     assert "outside --images-root" in err

@@ -4,7 +4,7 @@ WEIGHTS = {"similarity": 1.0, "category": 0.04, "metal": 0.03, "gemstone": 0.03,
 
 
 def candidate(pid, image=None, product=None, category="Ring", metal="yellow_gold", gemstone="diamond", text=""):
-    return CandidateFeatures(pid, image, product, category, metal, gemstone, text)
+    return CandidateFeatures(pid, image, product, {"category": category, "metal": metal, "gemstone": gemstone}, text)
 
 
 def test_similarity_is_the_best_of_photo_and_product_match():
@@ -25,7 +25,9 @@ def test_a_query_with_words_is_scored_by_the_product_vector_not_a_photo():
 
 
 def test_boosts_reorder_near_ties_but_not_clear_winners():
-    signals = QuerySignals(metal="rose_gold", gemstone="sapphire", tokens=tokens("rose gold sapphire"))
+    signals = QuerySignals(
+        attributes={"metal": {"rose_gold": 1.0}, "gemstone": {"sapphire": 1.0}}, tokens=tokens("rose gold sapphire")
+    )
     near_tie = rank(
         [
             candidate(1, image=0.80),

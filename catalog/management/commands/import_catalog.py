@@ -8,9 +8,17 @@ from tqdm import tqdm
 from catalog.importing import CSV_COLUMNS, import_catalog_csv
 from catalog.signals import bulk_change
 
+# Exit status, so a script or a cron job can tell what happened (1: bad arguments or file).
+SOME_ROWS_FAILED = 3
+ALL_ROWS_FAILED = 4
+
 
 class Command(BaseCommand):
-    help = f"Import products from a CSV with columns {','.join(CSV_COLUMNS)} (upsert by sku)."
+    help = (
+        f"Import products from a CSV with columns {','.join(CSV_COLUMNS)} (upsert by sku). "
+        f"Exits 0 when every row imported, {SOME_ROWS_FAILED} when some rows failed, "
+        f"{ALL_ROWS_FAILED} when every row failed, 1 when the file or the folder is unusable."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("csv_file", type=Path)
@@ -36,3 +44,10 @@ class Command(BaseCommand):
             f"created {summary.created}, updated {summary.updated}, unchanged {summary.unchanged}, "
             f"failed {len(summary.failed)}"
         )
+        if summary.failed:
+            every = len(summary.failed) == summary.total
+            which = "every row" if every else f"{len(summary.failed)} of {summary.total} rows"
+            raise CommandError(
+                f"{which} failed; see the lines above",
+                returncode=ALL_ROWS_FAILED if every else SOME_ROWS_FAILED,
+            )
