@@ -159,8 +159,9 @@ def _facet_groups(request: HttpRequest, response: SearchResponse) -> list[dict]:
                 url = _url(request, **{low: item.get(low), high: item.get(high)})
                 clear = _url(request, **{low: None, high: None})
             else:
-                selected = request.GET.get(name) in (item["value"], "on" if item["value"] == "true" else None)
-                url = _url(request, **{name: "on" if attribute.kind is searchable.FilterKind.FLAG else item["value"]})
+                flag = attribute.kind is searchable.FilterKind.FLAG
+                selected = request.GET.get(name) in (("on", "true") if flag else (item["value"],))
+                url = _url(request, **{name: "on" if flag else item["value"]})
                 clear = _url(request, **{name: None})
             entries.append(
                 {
