@@ -217,3 +217,56 @@ def write_report(path: Path, results: list[EvalResult], scores: dict[str, float]
 
 def dump(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2))
+
+
+# Things a jewelry shop does not sell: the other side of the "matched" threshold.
+OFF_CATALOGUE_QUERIES = (
+    "laptop",
+    "iphone charger",
+    "running shoes",
+    "pizza",
+    "sofa cushion",
+    "car tyre",
+    "washing machine",
+    "python programming book",
+    "garden hose",
+    "coffee mug",
+    "winter jacket",
+    "usb cable",
+)
+
+
+def best_similarities(texts: list[str]) -> list[float]:
+    """The best exact cosine between each text's query vector and any active product."""
+    from django.db import connection
+
+    from indexing.engine import active_version
+    from indexing.vector_index import TABLES
+
+    from .query import _vector_literal, encode_query
+
+    version = active_version(create=False)
+    out = []
+    with connection.cursor() as cursor:
+        for text in texts:
+            cursor.execute(
+                f"SELECT max(1 - (e.embedding <=> %s::vector)) FROM {TABLES['product']} e "
+                "JOIN catalog_product p ON p.id = e.product_id "
+                f"WHERE p.is_active AND e.model_version_id = {int(version.pk)}",
+                [_vector_literal(encode_query(version, None, text))],
+            )
+            out.append(float(cursor.fetchone()[0] or -1.0))
+    return out
+
+
+def calibrate_match_threshold(queries: list[EvalQuery]) -> dict[str, float]:
+    """Where SEARCH_MATCH_MIN_SIMILARITY can sit: between the best similarity of off-catalogue
+    queries and that of the labelled queries (which all have relevant products)."""
+    wanted = best_similarities([q.text for q in queries if q.text and not q.image])
+    unwanted = best_similarities(list(OFF_CATALOGUE_QUERIES))
+    return {
+        "labelled_min": round(min(wanted), 4),
+        "labelled_p05": round(float(np.percentile(wanted, 5)), 4),
+        "off_catalogue_max": round(max(unwanted), 4),
+        "off_catalogue_mean": round(float(np.mean(unwanted)), 4),
+    }

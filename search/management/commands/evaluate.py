@@ -29,6 +29,12 @@ class Command(BaseCommand):
             "title + description; dense = HNSW + small boosts (before full text); lexical = full text + "
             "intent; hybrid = what search serves",
         )
+        parser.add_argument(
+            "--calibrate",
+            action="store_true",
+            help="also print the best dense similarity of these queries and of off-catalogue ones "
+            "(where SEARCH_MATCH_MIN_SIMILARITY can sit)",
+        )
         parser.add_argument("--json", type=Path, dest="json_out")
         parser.add_argument("--report", type=Path, help="write an HTML page with thumbnails and a PR curve")
 
@@ -66,6 +72,8 @@ class Command(BaseCommand):
                 evaluation.write_report(
                     options["report"], results, scores, k, f"shop-search evaluation ({method}, {mode}, {path.name})"
                 )
+        if options["calibrate"]:
+            self.stdout.write(f"matched threshold: {evaluation.calibrate_match_threshold(items)}")
         if len(methods) > 1:
             self.stdout.write(f"{'method':>10}" + "".join(f"  {name:>8}" for name in TABLE_METRICS))
             for method, row in out.items():
