@@ -55,7 +55,15 @@ CATEGORY_WORDS: dict[str, str] = {
     **{w: "nose pin" for w in ("nose pin", "nose pins", "nosepin", "nose ring")},
 }
 
-METAL_COLOURS = {"yellow": "yellow", "white": "white", "rose": "rose", "pink": "rose", "two tone": "two-tone"}
+METAL_COLOURS = {
+    "yellow": "yellow",
+    "white": "white",
+    "rose": "rose",
+    "pink": "rose",
+    "two tone": "two-tone",
+    "trang": "white",  # Vietnamese: vàng trắng = white gold, vàng hồng = rose gold
+    "hong": "rose",
+}
 METAL_WORDS = {
     "gold": "gold",
     "golden": "gold",
