@@ -673,7 +673,7 @@ def _reason_words(result: ranking.RankedResult, product: Product, understood: Un
 
 
 def _rank_words(
-    query: SearchQuery, version: ModelVersion, vector: np.ndarray, understood: Understood, method: str
+    query: SearchQuery, version: ModelVersion, vector: np.ndarray, understood: Understood, method: str, signals: dict
 ) -> tuple[list[ranking.RankedResult], dict[int, dict], str]:
     """Candidates from HNSW and the full-text index (`method` "lexical": full text only, for
     the side-by-side evaluation), fused and boosted by the intent."""
@@ -692,7 +692,23 @@ def _rank_words(
             grouped[pid] = {}  # no dense order
     else:
         _exact_rescore(vector, version, grouped)
-    weights = settings.SEARCH_HYBRID_WEIGHTS["photo_text" if query.image else "text"]
+    if query.image:
+        text_names = text_signals(understood.searched)
+        photo_signals = {**signals, **text_names}  # the shopper's words beat the photo's guess
+        query_signals = ranking.QuerySignals(
+            attributes=photo_signals, tokens=ranking.tokens(understood.searched), photo_only=False
+        )
+        lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
+        ranked = ranking.rank_photo_and_words(
+            _candidates(grouped),
+            query_signals,
+            ranking_weights(),
+            lexical_rank,
+            settings.SEARCH_HYBRID_WEIGHTS["photo_text"],
+            query.k,
+        )
+        return ranked, grouped, strategy
+    weights = settings.SEARCH_HYBRID_WEIGHTS["text"]
     ranked = ranking.rank_hybrid(_hybrid_candidates(query, grouped, hits), _intent(understood), weights, query.k)
     return ranked, grouped, strategy
 
@@ -735,7 +751,7 @@ def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
     signals, predicted = _query_signals(query, vector, version, signals)
     clock.lap("predict_ms")
     if understood is not None:
-        ranked, grouped, strategy = _rank_words(query, version, vector, understood, method)
+        ranked, grouped, strategy = _rank_words(query, version, vector, understood, method, signals)
     else:
         grouped, strategy = retrieve(
             vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to

@@ -224,3 +224,33 @@ def rank_hybrid(
         )
     scored.sort(key=lambda result: (-result.score, result.product_id))
     return scored[:k]
+
+
+def rank_photo_and_words(
+    candidates: Iterable[CandidateFeatures],
+    signals: QuerySignals,
+    weights: Mapping[str, float],
+    lexical_rank: Mapping[int, int],
+    fusion: Mapping[str, float],
+    k: int,
+) -> list[RankedResult]:
+    """A photo with words: the served rule (similarity + small boosts, the photo's category
+    guess where the words name none) over both sides' candidates, plus their fused rank. The
+    photo says more than a few words, so fusion only reorders near-ties (at most 2/61)."""
+    scored = [score_candidate(candidate, signals, weights) for candidate in candidates]
+    by_similarity = sorted(scored, key=lambda r: (-r.breakdown["similarity"], r.product_id))
+    dense_rank = {result.product_id: i for i, result in enumerate(by_similarity, start=1)}
+    fused = []
+    for result in scored:
+        value = rrf(
+            [dense_rank[result.product_id], lexical_rank.get(result.product_id)], [fusion["dense"], fusion["lexical"]]
+        )
+        fused.append(
+            RankedResult(
+                result.product_id,
+                round(result.score + value, 6),
+                {**result.breakdown, "fused": round(value, 6)},
+            )
+        )
+    fused.sort(key=lambda result: (-result.score, result.product_id))
+    return fused[:k]

@@ -80,6 +80,7 @@ METAL_WORDS = {
 # (metal, colour) -> the catalogue's Metal values it names.
 GOLD_METALS = (Metal.YELLOW_GOLD, Metal.WHITE_GOLD, Metal.ROSE_GOLD, Metal.TWO_TONE_GOLD)
 PARTIAL_GOLD_CREDIT = 0.3
+AMBIGUOUS_CATEGORY_CREDIT = 0.5
 _METAL_CHOICES: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("gold", None): GOLD_METALS,
     ("gold", "yellow"): (Metal.YELLOW_GOLD,),
@@ -218,6 +219,9 @@ class Understood:
     """What the words ask for. Empty fields were not asked for."""
 
     category: str | None = None  # category slug of this shop
+    # Other categories the words name ("bangle bracelet", "pendant ... earrings"): ambiguous,
+    # so each named category gets the same, halved credit and the fused rank decides.
+    also_categories: list[str] = field(default_factory=list)
     metal: str | None = None  # gold / silver / platinum
     metal_color: str | None = None  # yellow / white / rose / two-tone
     gemstone: str | None = None  # a Gemstone value; "none" for "plain" / "no stones"
@@ -245,7 +249,9 @@ class Understood:
         named gives the other golds partial credit (they are still gold)."""
         credits: dict[str, dict[str, float]] = {}
         if self.category:
-            credits["category"] = {self.category: 1.0}
+            named = [self.category, *self.also_categories]
+            credit = 1.0 if len(set(named)) == 1 else AMBIGUOUS_CATEGORY_CREDIT
+            credits["category"] = dict.fromkeys(named, credit)
         if self.metals:
             named = {metal: 1.0 for metal in self.metals}
             if self.metal == "gold" and self.metal_color:
@@ -340,6 +346,32 @@ def _take(phrases: Iterable[str], text: str) -> tuple[str | None, str]:
     return phrase, " ".join(rest.split())
 
 
+_HEAD_ENDS = (" with ", " for ", " in ", " without ", " on ")
+
+
+def _take_head(phrases: Iterable[str], text: str) -> tuple[str | None, str]:
+    """The category a phrase is about: English puts the head noun last before "with" ("diamond
+    pendant necklace", "necklace with a leaf pendant" are necklaces), so the last category word
+    before the first "with"/"for"/"in", else the first one after it."""
+    padded = f" {text} "
+    taken: list[tuple[int, str]] = []
+    for phrase in sorted(phrases, key=len, reverse=True):
+        start = padded.find(f" {phrase} ")
+        while start >= 0:
+            end = start + len(phrase) + 1
+            if not any(start < e and s < end for s, e in ((i, i + len(p) + 1) for i, p in taken)):
+                taken.append((start, phrase))
+            start = padded.find(f" {phrase} ", start + 1)
+    if not taken:
+        return None, text
+    taken.sort()
+    boundary = min((i for i in (padded.find(w) for w in _HEAD_ENDS) if i >= 0), default=len(padded))
+    before = [item for item in taken if item[0] < boundary]
+    index, phrase = before[-1] if before else taken[0]
+    rest = padded[:index] + " " + padded[index + len(phrase) + 2 :]
+    return phrase, " ".join(rest.split())
+
+
 def apply_synonyms(text: str, synonyms: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """Each merchant phrase found in the text is read as what it means."""
     applied = {}
@@ -406,7 +438,7 @@ def _metal_from(rest: str, understood: Understood) -> str:
 
 
 def _category_from(rest: str, vocabulary: Vocabulary, understood: Understood, synonyms_used: Mapping) -> str:
-    phrase, remaining = _take(CATEGORY_WORDS, rest)
+    phrase, remaining = _take_head(CATEGORY_WORDS, rest)
     candidates = []
     if phrase:
         candidates = [CATEGORY_WORDS[phrase], phrase]
@@ -438,4 +470,9 @@ def _category_from(rest: str, vocabulary: Vocabulary, understood: Understood, sy
         if meant == phrase:
             alternatives.append(original)
     understood.terms.append(alternatives)
+    # Any other category the words name (the full text keeps those words as they are).
+    for other in CATEGORY_WORDS:
+        slug = vocabulary.categories.get(CATEGORY_WORDS[other])
+        if slug and slug != understood.category and f" {other} " in f" {remaining} ":
+            understood.also_categories.append(slug)
     return remaining

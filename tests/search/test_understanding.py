@@ -113,3 +113,22 @@ def test_full_text_groups_keep_the_typed_word_and_the_shops_word():
     terms = understand("diamond studs", SHOP).terms
     assert ["diamond"] in terms
     assert any("studs" in group and "earring" in group for group in terms)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("diamond pendant necklace", "necklace"),
+        ("necklace with a leaf pendant", "necklace"),
+        ("gold ring for a pendant lover", "ring"),
+        ("with a heart pendant", "pendant"),
+    ],
+)
+def test_the_head_noun_names_the_category_when_the_words_name_two(text, category):
+    assert understand(text, SHOP).category == category
+
+
+def test_two_categories_named_share_the_category_credit():
+    credits = understand("bangle bracelet with a rope texture", SHOP).attribute_credits()["category"]
+    assert credits == {"bracelet": 0.5, "bangle": 0.5}
+    assert understand("gold bangle", SHOP).attribute_credits()["category"] == {"bangle": 1.0}
