@@ -25,14 +25,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: install
 	$(PY) -m shop_search.launcher
 
-test: install-dev
+test: install-dev lint
 	bash scripts/test.sh
 
 bench: install-dev
 	bash scripts/bench.sh
 
+# Style, types and shell scripts; any finding fails (make test runs this first).
 lint: install-dev
-	$(VENV)/bin/ruff check shop_search catalog search ml tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/shellcheck -x scripts/*.sh
 
 # The only thing that forgets the shop's data (database, photos, queue, logs).
 clean-data:

@@ -268,7 +268,7 @@ def run(quick: bool = False, full: bool = False) -> dict:
         latency: dict[str, list[float]] = {name: [] for name in backends}
         batch_out: dict[str, np.ndarray] = {}
         with torch.inference_mode():
-            for name, (encoder, _) in backends.items():
+            for encoder, _ in backends.values():
                 encoder(batch[:2])  # warm each shape once
                 encoder(single[0])
             for round_ in range(rounds):
@@ -395,13 +395,16 @@ def _save_base_embeddings(model, products, features, texts, fused, product) -> N
 def print_table(result: dict) -> None:
     rows = result["encode.detail"]["backends"]
     print(
-        f"{'backend':<20} {'img/s b32':>9} {'x eager':>7} {'b1 ms':>7} {'cos raw':>8} {'cos fused':>9} {'cos prod':>8}  ok"
+        f"{'backend':<20} {'img/s b32':>9} {'x eager':>7} {'b1 ms':>7} "
+        f"{'cos raw':>8} {'cos fused':>9} {'cos prod':>8}  ok"
     )
     for name, row in sorted(rows.items(), key=lambda item: -item[1]["img_per_s"]):
+        below = min(row["raw_min_cosine"], row["fused_min_cosine"]) < MIN_COSINE
+        verdict = "yes" if row["eligible"] else "no" if below else "batch-only"
         print(
             f"{name:<20} {row['img_per_s']:>9.1f} {row['speedup']:>7.2f} {row['b1_p50_ms']:>7.1f} "
             f"{row['raw_min_cosine']:>8.5f} {row['fused_min_cosine']:>9.5f} {row['product_min_cosine']:>8.5f}  "
-            f"{'yes' if row['eligible'] else 'no' if min(row['raw_min_cosine'], row['fused_min_cosine']) < MIN_COSINE else 'batch-only'}"
+            f"{verdict}"
         )
     for name, reason in result["encode.detail"]["failures"].items():
         print(f"{name:<20} {reason}")

@@ -172,7 +172,8 @@ def explain_uses_index(kind: str, version_id: int, query: np.ndarray) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             f"EXPLAIN SELECT e.product_id FROM {TABLES[kind]} e JOIN catalog_product p ON p.id = e.product_id "
-            f"WHERE e.model_version_id = {int(version_id)} AND p.is_active ORDER BY e.embedding <=> %s::vector LIMIT 80",
+            f"WHERE e.model_version_id = {int(version_id)} AND p.is_active "
+            "ORDER BY e.embedding <=> %s::vector LIMIT 80",
             [literal(query)],
         )
         plan = " ".join(row[0] for row in cursor.fetchall())

@@ -86,7 +86,8 @@ def main() -> None:
     print(f"{'products':>8} {'m':>3} {'efc':>4} {'build s':>7} {'MB':>6} {'ef':>4} {'recall':>7} {'p50':>6} {'p95':>6}")
     for row in rows:
         print(
-            f"{row['products']:>8} {row['m']:>3} {row['ef_construction']:>4} {row['build_s']:>7.1f} {row['index_mb']:>6.1f} "
+            f"{row['products']:>8} {row['m']:>3} {row['ef_construction']:>4} "
+            f"{row['build_s']:>7.1f} {row['index_mb']:>6.1f} "
             f"{row['ef_search']:>4} {row['recall_at_10']:>7.3f} {row['p50_ms']:>6.2f} {row['p95_ms']:>6.2f}"
         )
 

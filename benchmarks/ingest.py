@@ -124,10 +124,10 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def model_only_rate(photo_files: list[Path], batch_size: int) -> float:
     """Photos/s of the model alone in this process: the baseline."""
-    from indexing.services import active_model
+    from indexing.engine import active_version, model_for_version
     from ml.preprocess import load_image
 
-    model = active_model()
+    model = model_for_version(active_version())
     model.image_features([load_image(photo_files[0].read_bytes())])  # warm
     from ml.model import FusionInput
 

@@ -250,7 +250,8 @@ def load_catalog(base: Base, n: int, version: str, weights: dict, model_name: st
             "catalog_product",
             product_columns,
             (
-                f"{i}\tf\t{stamp}\t\tSYN-{i:07d}\t{category_of[i - 1]} no. {i}\tA synthetic {category_of[i - 1].lower()}\t"
+                f"{i}\tf\t{stamp}\t\tSYN-{i:07d}\t{category_of[i - 1]} no. {i}\t"
+                f"A synthetic {category_of[i - 1].lower()}\t"
                 f"{CATEGORY_METAL[metals[i - 1]]}\t\t{GEMSTONES[gems[i - 1]]}\t\t{prices[i - 1]}.00\tINR\t"
                 f"{3 if in_stock[i - 1] else 0}\tt\t{stamp}\t{stamp}\t{category_id[category_of[i - 1]]}\n"
                 for i in range(1, n + 1)

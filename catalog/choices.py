@@ -33,10 +33,40 @@ class Gemstone(models.TextChoices):
 
 
 class Currency(models.TextChoices):
+    """ISO 4217 codes of the currencies a shop may sell in (settings.SHOP_CURRENCY)."""
+
     INR = "INR", "Indian rupee"
     USD = "USD", "US dollar"
     EUR = "EUR", "Euro"
     GBP = "GBP", "Pound sterling"
+    VND = "VND", "Vietnamese dong"
+    LKR = "LKR", "Sri Lankan rupee"
+    AED = "AED", "UAE dirham"
+    SGD = "SGD", "Singapore dollar"
+    AUD = "AUD", "Australian dollar"
+    CAD = "CAD", "Canadian dollar"
+
+
+# How merchants write a currency next to a price. A bare "$" is the shop's own dollar
+# when it sells in one, else the US dollar (see services.parse_price).
+CURRENCY_SYMBOLS = {
+    "₹": Currency.INR,
+    "RS.": Currency.INR,
+    "RS": Currency.INR,
+    "€": Currency.EUR,
+    "£": Currency.GBP,
+    "₫": Currency.VND,
+    "Đ": Currency.VND,
+    "VNĐ": Currency.VND,
+    "US$": Currency.USD,
+    "A$": Currency.AUD,
+    "AU$": Currency.AUD,
+    "C$": Currency.CAD,
+    "CA$": Currency.CAD,
+    "S$": Currency.SGD,
+    "SG$": Currency.SGD,
+}
+DOLLAR_CURRENCIES = (Currency.USD, Currency.AUD, Currency.CAD, Currency.SGD)
 
 
 class IndexState(models.TextChoices):

@@ -8,10 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
 
+from .db import run_in_transaction
 from .services import ProductData, parse_price, sync_product_images, upsert_product
 from .uploads import CheckedImage, UploadError, check_image_upload, read_upload
+from .validators import validate_sku
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +56,20 @@ def _read_photos(row: dict, images_root: Path) -> list[CheckedImage]:
     return photos
 
 
-def _product_data(row: dict) -> ProductData:
-    missing = [name for name in ("sku", "title", "category", "price") if not (row.get(name) or "").strip()]
+def _product_data(row: dict, currency: str) -> ProductData:
+    missing = [name for name in ("sku", "title", "category") if not (row.get(name) or "").strip()]
     if missing:
         raise RowError(f"missing {', '.join(missing)}")
     try:
-        price, currency = parse_price(row["price"])
+        validate_sku(row["sku"].strip())
+    except ValidationError as exc:
+        raise RowError(exc.messages[0]) from None
+    try:
+        price, written = parse_price(row.get("price") or "", currency)  # no price: "Price on request"
     except ValueError as exc:
         raise RowError(str(exc)) from None
+    if written and written != currency:
+        raise RowError(f"price {row['price']!r} is in {written}; this shop sells in {currency} (SHOP_CURRENCY)")
     return ProductData(
         sku=row["sku"].strip(),
         title=row["title"],
@@ -70,24 +79,30 @@ def _product_data(row: dict) -> ProductData:
         metal_color=row.get("metal_color") or "",
         gemstone_text=row.get("gemstone") or "",
         price=price,
-        **({"currency": currency} if currency else {}),
+        currency=currency,
     )
 
 
-def import_row(row: dict, images_root: Path) -> str:
+def import_row(row: dict, images_root: Path, currency: str | None = None) -> str:
     """One row in one transaction: 'created', 'updated' or 'unchanged'."""
-    data = _product_data(row)
+    data = _product_data(row, currency or settings.SHOP_CURRENCY)
     photos = _read_photos(row, images_root)
-    with transaction.atomic():
+
+    def write() -> str:
         product, outcome = upsert_product(data)
         photos_changed = sync_product_images(product, photos)
-    return "updated" if outcome == "unchanged" and photos_changed else outcome
+        return "updated" if outcome == "unchanged" and photos_changed else outcome
+
+    # Its own transaction; one PostgreSQL aborted to break a deadlock (another import, an
+    # admin delete) is run again rather than reported as a failed row.
+    return run_in_transaction(write, what=f"import of sku {data.sku}")
 
 
 def import_catalog_csv(
     csv_path: Path, images_root: Path, progress: Callable[[int], None] | None = None
 ) -> ImportSummary:
     summary = ImportSummary()
+    currency = settings.SHOP_CURRENCY
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
@@ -97,7 +112,7 @@ def import_catalog_csv(
             line = reader.line_num
             sku = (row.get("sku") or "").strip()
             try:
-                outcome = import_row(row, images_root)
+                outcome = import_row(row, images_root, currency)
                 setattr(summary, outcome, getattr(summary, outcome) + 1)
             except RowError as exc:
                 summary.failed.append((line, sku, str(exc)))

@@ -33,7 +33,7 @@ try:  # HEIC/HEIF photos from iPhones
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - declared dependency
-    pillow_heif = None
+    pass
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")
 # How an accepted format is stored and served: the one home of both facts.
@@ -145,16 +145,31 @@ class _Layout:
 
 
 def _jpeg_layout(data: bytes) -> _Layout:
+    """Walk the markers the way libjpeg (and Pillow) do, to the end-of-image marker.
+
+    Bytes between segments that are not a marker (junk before the first marker, the rest
+    of a segment whose length field was edited shorter, as in Pillow's `junk_jpeg_header`,
+    `truncated_app14` and `photoshop-200dpi-broken` files) are skipped by the decoder, so
+    they are skipped here too (counted as metadata) instead of ending the image: stopping
+    there kept only the first few hundred bytes of a photo that decodes whole.
+    """
     n, i, metadata = len(data), 2, 0
     while i < n:
-        if data[i] != 0xFF:
-            return _Layout(i, metadata)  # not a marker: whatever follows is not this image
+        # libjpeg's next_marker(): skip non-0xFF bytes, swallow 0xFF fill bytes; FF 00 is
+        # stuffed data, not a marker.
+        start = i
+        while i < n and data[i] != 0xFF:
+            i += 1
         while i < n and data[i] == 0xFF:
             i += 1
         if i >= n:
             break
         marker = data[i]
         i += 1
+        if marker == 0x00:
+            metadata += i - start
+            continue
+        metadata += max(0, i - start - 2)  # junk before this marker's 0xFF byte(s)
         if marker == 0xD9:  # end of image
             return _Layout(i, metadata)
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
@@ -372,6 +387,7 @@ def check_image_upload(data: bytes) -> CheckedImage:
             warnings.simplefilter("ignore")  # a hostile EXIF block makes Pillow warn thousands of times
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            assert image.format is not None  # Image.open names the format it recognised
             image_format = _FORMAT_ALIASES.get(image.format, image.format)
             width, height = image.size
             if width <= 0 or height <= 0:
@@ -391,7 +407,7 @@ def check_image_upload(data: bytes) -> CheckedImage:
                     f"The file is an image with {hidden} hidden in it (a polyglot file). Upload the plain photo.",
                 )
             _check_metadata(image, layout)
-            image.load()  # decodes the (first) frame: truncated or corrupt data fails here
+            stored = _decodable_image_bytes(data, layout.end, image)
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -409,14 +425,39 @@ def check_image_upload(data: bytes) -> CheckedImage:
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, StructError) as exc:
         raise UploadError(400, "corrupt_image", f"The image is damaged or truncated ({exc}).") from None
-    data = data[: layout.end]  # drop what a phone appended after the image (motion video, MPO frames)
     return CheckedImage(
-        data=data,
+        data=stored,
         format=image_format,
         width=width,
         height=height,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=hashlib.sha256(stored).hexdigest(),
     )
+
+
+def _format_name(image: Image.Image) -> str:
+    name = image.format or ""
+    return _FORMAT_ALIASES.get(name, name)
+
+
+def _decodable_image_bytes(data: bytes, end: int, image: Image.Image) -> bytes:
+    """The bytes to store, decoded here: the image without what a phone appended after it
+    (a Motion Photo's video, an MPO's extra frames), or every byte when the cut would not
+    decode on its own. What is stored is always exactly what was decoded.
+
+    Truncated or corrupt pixel data raises here (OSError, SyntaxError...)."""
+    if end >= len(data):
+        image.load()  # decodes the (first) frame: truncated or corrupt data fails here
+        return data
+    prefix = data[:end]
+    try:
+        with Image.open(io.BytesIO(prefix), formats=ALLOWED_FORMATS) as cut:
+            if cut.size != image.size or _format_name(cut) != _format_name(image):
+                raise ValueError("the cut image differs")
+            cut.load()
+        return prefix
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, StructError):
+        image.load()  # the whole file must decode, or it is refused as damaged
+        return data
 
 
 def read_upload(file, *, max_bytes: int | None = None) -> bytes:

@@ -12,3 +12,4 @@ class IndexingConfig(AppConfig):
         from .dispatch import batched_index_tasks
 
         register_bulk_context(batched_index_tasks)
+        checks.add_config_dirs()  # a bad folder is reported by `manage.py check`

@@ -7,11 +7,13 @@ the model of any version it is asked to serve or backfill.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Literal, overload
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,12 +22,15 @@ from django.utils import timezone
 from .models import ModelVersion
 from .vector_index import ensure_hnsw_indexes
 
+if TYPE_CHECKING:
+    from ml.model import SearchModel
+
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 # Active + one being backfilled is the normal most; a third covers a rollback. Older
 # models are dropped so a long-lived process does not keep every retired model in memory.
 MODEL_CACHE_SIZE = 3
-_models: OrderedDict[tuple, object] = OrderedDict()
+_models: OrderedDict[tuple, SearchModel] = OrderedDict()
 WEIGHT_KEYS = ("image_weights", "text_weights", "fusion_weights")
 
 
@@ -35,13 +40,11 @@ def _configure_torch() -> None:
     # Sized to the machine: a worker that oversubscribes 2 cores runs slower, not faster.
     if torch.get_num_threads() != settings.TORCH_THREADS:
         torch.set_num_threads(settings.TORCH_THREADS)
-    try:
-        torch.set_num_interop_threads(1)  # only allowed before the first parallel op
-    except RuntimeError:
-        pass
+    with contextlib.suppress(RuntimeError):  # only allowed before the first parallel op
+        torch.set_num_interop_threads(1)
 
 
-def load_search_model(name: str | None = None, weights: dict | None = None):
+def load_search_model(name: str | None = None, weights: dict | None = None) -> SearchModel:
     """The ml.SearchModel for a config name and weight overrides, loaded once per process."""
     from ml.model import load_model
 
@@ -84,7 +87,7 @@ def configured_weights() -> dict:
     return {key: value for key, value in weights.items() if value}
 
 
-def model_for_version(version: ModelVersion):
+def model_for_version(version: ModelVersion) -> SearchModel:
     """The model that produced `version`'s vectors; refuses weights that changed on disk
     since, which would otherwise write vectors of another space under this version."""
     from ml.errors import ModelLoadError
@@ -111,6 +114,12 @@ def register_version(
         logger.info("registered model version %s (%s)", version.version, version.state)
     ensure_hnsw_indexes(version.pk)
     return version
+
+
+@overload
+def active_version(*, create: Literal[True] = True) -> ModelVersion: ...
+@overload
+def active_version(*, create: bool) -> ModelVersion | None: ...
 
 
 def active_version(*, create: bool = True) -> ModelVersion | None:

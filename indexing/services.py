@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -34,6 +35,9 @@ from catalog.services import missing_photo_files
 
 from .engine import active_version, model_for_version, versions_to_index
 from .models import ImageEmbedding, ModelVersion, ProductEmbedding
+
+if TYPE_CHECKING:
+    from ml.model import SearchModel
 
 logger = logging.getLogger(__name__)
 # Errors that say nothing about the photo being embedded: raised for the task to handle.
@@ -94,17 +98,22 @@ def _read_photo(image: ProductImage):
         return load_image(handle.read())
 
 
-def _plan(product_ids: Iterable[int], image_ids: Iterable[int], versions: list[ModelVersion]) -> _Plan:
-    product_ids, image_ids = set(product_ids), set(image_ids)
+def _affected(product_ids: set[int], image_ids: set[int]) -> tuple[dict[int, Product], list[ProductImage]]:
+    """The products asked for or owning a photo asked for, and EVERY photo of them: one never
+    embedded for a version is done now, so the product's fused vector is complete."""
     owners = set(ProductImage.objects.filter(pk__in=image_ids).values_list("product_id", flat=True))
     products = {
         product.pk: product
         for product in Product.objects.filter(pk__in=product_ids | owners).select_related("category")
     }
-    product_list = list(products)
-    # Every photo of an affected product: one never embedded for a version is done now,
-    # so the product's fused vector is complete.
-    images = list(ProductImage.objects.filter(product_id__in=product_list).order_by("pk"))
+    images = list(ProductImage.objects.filter(product_id__in=list(products)).order_by("pk"))
+    return products, images
+
+
+def _existing_rows(
+    products: dict[int, Product], images: list[ProductImage], versions: list[ModelVersion]
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """(photo, version) and (product, version) pairs that already have an embedding row."""
     version_ids = [version.pk for version in versions]
     have_image = set(
         ImageEmbedding.objects.filter(
@@ -112,10 +121,19 @@ def _plan(product_ids: Iterable[int], image_ids: Iterable[int], versions: list[M
         ).values_list("image_id", "model_version_id")
     )
     have_product = set(
-        ProductEmbedding.objects.filter(product_id__in=product_list, model_version_id__in=version_ids).values_list(
+        ProductEmbedding.objects.filter(product_id__in=list(products), model_version_id__in=version_ids).values_list(
             "product_id", "model_version_id"
         )
     )
+    return have_image, have_product
+
+
+def _plan(product_ids: Iterable[int], image_ids: Iterable[int], versions: list[ModelVersion]) -> _Plan:
+    """Per version: the photos marked or without a row, the products to fuse again (marked,
+    without a row, or with a photo done now) and those whose text must be encoded."""
+    product_ids, image_ids = set(product_ids), set(image_ids)
+    products, images = _affected(product_ids, image_ids)
+    have_image, have_product = _existing_rows(products, images, versions)
     plan = _Plan(versions, products, [], {}, {}, {})
     for version in versions:
         wanted = {
@@ -187,7 +205,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _embed_photos(plan: _Plan, models: dict[int, object], report: IndexReport, *, record_only_new: bool) -> set[int]:
+def _embed_photos(
+    plan: _Plan, models: dict[int, SearchModel], report: IndexReport, *, record_only_new: bool
+) -> set[int]:
     """Image side, batch by batch; returns the photos whose rows were written."""
     from ml.preprocess import ImageDecodeError
 
@@ -232,13 +252,7 @@ def _embed_photos(plan: _Plan, models: dict[int, object], report: IndexReport, *
 def _write_photo_rows(batch: Sequence[ProductImage], rows: list[ImageEmbedding]) -> set[int]:
     """Upsert, under a row lock, only photos that did not change since they were read."""
     with transaction.atomic():
-        current = dict(
-            ProductImage.objects.select_for_update(no_key=True)
-            .filter(pk__in=[i.pk for i in batch])
-            .order_by("pk")
-            .values_list("pk", "embedding_marked_at")
-        )
-        fresh = {image.pk for image in batch if current.get(image.pk) == image.embedding_marked_at}
+        fresh = _unchanged_since_read(ProductImage, batch)
         rows = [row for row in rows if row.image_id in fresh]
         ImageEmbedding.objects.bulk_create(
             rows,
@@ -255,7 +269,7 @@ def _record_failures(failures: dict[int, str]) -> None:
         ProductImage.objects.filter(pk=pk, embedding_error="").update(embedding_error=reason)
 
 
-def _text_features(plan: _Plan, models: dict[int, object]) -> dict[tuple[int, int], np.ndarray]:
+def _text_features(plan: _Plan, models: dict[int, SearchModel]) -> dict[tuple[int, int], np.ndarray]:
     """Text side only for products whose text changed or that have no row for a version."""
     out = {}
     for version in plan.versions:
@@ -305,9 +319,64 @@ def embed_products(
     ]
 
 
+def _unchanged_since_read(
+    model: type[Product] | type[ProductImage], rows: Iterable[Product | ProductImage]
+) -> set[int]:
+    """Lock the rows (no-key: reads and other locks go on) and keep those nobody marked
+    again since they were read."""
+    rows = list(rows)
+    current = dict(
+        model.objects.select_for_update(no_key=True)
+        .filter(pk__in=[row.pk for row in rows])
+        .order_by("pk")
+        .values_list("pk", "embedding_marked_at")
+    )
+    return {row.pk for row in rows if current.get(row.pk) == row.embedding_marked_at}
+
+
+def _write_product_rows(
+    plan: _Plan, models: dict[int, SearchModel], text: dict[tuple[int, int], np.ndarray], fresh: set[int]
+) -> set[int]:
+    """Fuse and upsert the product vectors of every version; returns the products written."""
+    fused_any: set[int] = set()
+    for version in plan.versions:
+        ids = sorted(pk for pk in plan.products_for[version.pk] if pk in fresh)
+        rows = embed_products(
+            models[version.pk], version, ids, {pk: text[(version.pk, pk)] for pk in ids if (version.pk, pk) in text}
+        )
+        ProductEmbedding.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["product", "model_version"],
+            update_fields=["text_features", "embedding", "updated_at"],
+        )
+        fused_any.update(row.product_id for row in rows)
+    return fused_any
+
+
+def _clear_flags(plan: _Plan, fresh: set[int], photos_done: set[int], report: IndexReport) -> None:
+    """Clear the flags of what is done; a photo that failed for good keeps its reason."""
+    Product.objects.filter(pk__in=[pk for pk in fresh if plan.products[pk].embedding_dirty]).update(
+        embedding_dirty=False, embedding_error=""
+    )
+    # A photo is done once its rows are written (or it failed for good) and its
+    # product is fused here or marked for a newer task, which will fuse it.
+    done = [
+        image
+        for image in plan.images
+        if image.embedding_dirty and (image.pk in photos_done or image.pk in report.failures)
+    ]
+    unchanged = _unchanged_since_read(ProductImage, done)
+    ProductImage.objects.filter(pk__in=[pk for pk in unchanged if pk not in report.failures]).update(
+        embedding_dirty=False, embedding_error=""
+    )
+    for pk in sorted(unchanged & set(report.failures)):
+        ProductImage.objects.filter(pk=pk).update(embedding_dirty=False, embedding_error=report.failures[pk])
+
+
 def _fuse_products(
     plan: _Plan,
-    models: dict[int, object],
+    models: dict[int, SearchModel],
     text: dict[tuple[int, int], np.ndarray],
     photos_done: set[int],
     report: IndexReport,
@@ -316,55 +385,11 @@ def _fuse_products(
 ) -> None:
     """One transaction: lock the products, fuse, upsert, and clear the flags of what is done."""
     with transaction.atomic():
-        current = dict(
-            Product.objects.select_for_update(no_key=True)
-            .filter(pk__in=list(plan.products))
-            .order_by("pk")
-            .values_list("pk", "embedding_marked_at")
-        )
-        fresh = {pk for pk, product in plan.products.items() if current.get(pk) == product.embedding_marked_at}
+        fresh = _unchanged_since_read(Product, plan.products.values())
         report.skipped += len(plan.products) - len(fresh)
-        fused_any: set[int] = set()
-        for version in plan.versions:
-            ids = sorted(pk for pk in plan.products_for[version.pk] if pk in fresh)
-            rows = embed_products(
-                models[version.pk], version, ids, {pk: text[(version.pk, pk)] for pk in ids if (version.pk, pk) in text}
-            )
-            ProductEmbedding.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["product", "model_version"],
-                update_fields=["text_features", "embedding", "updated_at"],
-            )
-            fused_any.update(row.product_id for row in rows)
-        report.products_embedded += len(fused_any)
-        if not clear_flags:
-            return
-        Product.objects.filter(pk__in=[pk for pk in fresh if plan.products[pk].embedding_dirty]).update(
-            embedding_dirty=False, embedding_error=""
-        )
-        # A photo is done once its rows are written (or it failed for good) and its
-        # product is fused here or marked for a newer task, which will fuse it.
-        done = [
-            image
-            for image in plan.images
-            if image.embedding_dirty and (image.pk in photos_done or image.pk in report.failures)
-        ]
-        current_images = dict(
-            ProductImage.objects.select_for_update(no_key=True)
-            .filter(pk__in=[i.pk for i in done])
-            .order_by("pk")
-            .values_list("pk", "embedding_marked_at")
-        )
-        unchanged = [image for image in done if current_images.get(image.pk) == image.embedding_marked_at]
-        ProductImage.objects.filter(pk__in=[i.pk for i in unchanged if i.pk not in report.failures]).update(
-            embedding_dirty=False, embedding_error=""
-        )
-        for image in unchanged:
-            if image.pk in report.failures:
-                ProductImage.objects.filter(pk=image.pk).update(
-                    embedding_dirty=False, embedding_error=report.failures[image.pk]
-                )
+        report.products_embedded += len(_write_product_rows(plan, models, text, fresh))
+        if clear_flags:
+            _clear_flags(plan, fresh, photos_done, report)
 
 
 def index_catalog(
@@ -497,8 +522,7 @@ def backfill_complete(version: ModelVersion) -> bool:
     active = active_version(create=False)
     if active is not None and active.pk != version.pk and (products or images):
         active_products, active_images = missing_ids(active)
-        products = set(products) - set(active_products)
-        images = set(images) - set(active_images)
+        return not set(products) - set(active_products) and not set(images) - set(active_images)
     return not products and not images
 
 
@@ -518,7 +542,3 @@ def activate_version(version: ModelVersion) -> None:
     version.activated_at = timezone.now()
     version.save(update_fields=["state", "activated_at"])
     logger.info("model version %s is now serving search", version.version)
-
-
-def active_model():
-    return model_for_version(active_version())

@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -62,17 +63,18 @@ class ChannelsLastImageEncoder(nn.Module):
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        self.encoder = copy.deepcopy(encoder).eval().to(memory_format=torch.channels_last)
+        self.encoder = copy.deepcopy(encoder).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.feature_dim = getattr(encoder, "feature_dim", None)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.encoder(pixel_values.contiguous(memory_format=torch.channels_last)).contiguous()
+        features: torch.Tensor = self.encoder(pixel_values.contiguous(memory_format=torch.channels_last))
+        return features.contiguous()
 
 
 class OnnxImageEncoder(nn.Module):
     """ONNX Runtime session behind the ImageEncoder interface: pixels (N, 3, H, W) -> (N, C)."""
 
-    def __init__(self, session, feature_dim: int | None, source: str) -> None:
+    def __init__(self, session: Any, feature_dim: int | None, source: str) -> None:
         super().__init__()
         self.session = session
         self.feature_dim = feature_dim
@@ -89,7 +91,7 @@ class OnnxImageEncoder(nn.Module):
         return f"onnxruntime, {self.source}"
 
 
-def onnx_cache_key(config: dict, image_weights_hash: str) -> str:
+def onnx_cache_key(config: Mapping[str, Any], image_weights_hash: str) -> str:
     """Names the exported graph: architecture, input size, weights content, exporter."""
     payload = {
         "image": {k: v for k, v in config["image"].items() if k not in ("weights", "description")},
@@ -111,7 +113,7 @@ def _export_onnx(encoder: nn.Module, crop: int) -> bytes:
         torch.onnx.export(
             copy.deepcopy(encoder).eval(),
             (sample,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary stream
             input_names=[_INPUT],
             output_names=[_OUTPUT],
             dynamic_axes={_INPUT: {0: "batch"}, _OUTPUT: {0: "batch"}},
@@ -135,7 +137,7 @@ def _store(path: Path, data: bytes) -> bool:
         return False
 
 
-def ort_session(model: bytes | str | os.PathLike, *, threads: int | None = None, spinning: bool = False):
+def ort_session(model: bytes | str | os.PathLike[str], *, threads: int | None = None, spinning: bool = False) -> Any:
     """An ONNX Runtime CPU session sized like torch (``torch.get_num_threads()``)."""
     import onnxruntime as ort
 
@@ -164,7 +166,7 @@ def _check_against_eager(encoder: nn.Module, candidate: nn.Module, crop: int) ->
 
 def onnx_image_encoder(
     encoder: nn.Module,
-    config: dict,
+    config: Mapping[str, Any],
     image_weights_hash: str,
     *,
     cache_dir: Path | None = None,
@@ -193,7 +195,7 @@ def onnx_image_encoder(
 def accelerate_image_encoder(
     encoder: nn.Module,
     backend: str,
-    config: dict,
+    config: Mapping[str, Any],
     image_weights_hash: str,
     *,
     cache_dir: Path | None = None,
@@ -223,13 +225,13 @@ def accelerate_image_encoder(
     return candidate.eval()
 
 
-def use_backend(model: SearchModel, backend: str, **options) -> SearchModel:
+def use_backend(model: SearchModel, backend: str, **options: Any) -> SearchModel:
     """Run ``model``'s image backbone on ``backend`` (in place); vectors stay eager's to ~1e-6.
 
     Keeps the eager module as ``model.eager_image_encoder`` (the reference) and records
     the backend actually in use as ``model.inference_backend``.
     """
-    eager = getattr(model, "eager_image_encoder", None) or model.image_encoder
+    eager = model.eager_image_encoder
     accelerated = accelerate_image_encoder(
         eager, backend, dict(model.config), weights_hash(model.spec.image), **options
     )

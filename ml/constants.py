@@ -20,6 +20,8 @@ IMAGE_BATCH_SIZE = 32
 TEXT_BATCH_SIZE = 64
 FUSION_BATCH_SIZE = 256
 PRODUCT_BATCH_SIZE = 32
+# torch threads of the training and evaluation commands (the small servers have 2 cores).
+DEFAULT_THREADS = 2
 
 # Product texts are cut to this many characters before tokenising: the tokenizer then
 # truncates to the model's max length; this only bounds the work on absurd inputs.

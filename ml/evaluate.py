@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ml.constants import DEFAULT_MODEL
+from ml.constants import DEFAULT_MODEL, DEFAULT_THREADS
 from ml.model import load_model
 from ml.training.evaluation import EVAL_VIEW_SEED, EVAL_VIEWS, evaluate_model, format_table
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--views", type=int, default=EVAL_VIEWS)
     parser.add_argument("--seed", type=int, default=EVAL_VIEW_SEED, help="evaluation view seed")
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     parser.add_argument("--json", type=Path, default=None, help="write the metrics here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from ml.lexical import lexical_dim
 __all__ = ["AttentionFusion", "build_fusion"]
 
 IMAGE, TEXT, LEXICAL = 0, 1, 2
+FUSION_QUERY_INIT_STD = 0.02
 
 
 class AttentionFusion(nn.Module):
@@ -62,7 +64,7 @@ class AttentionFusion(nn.Module):
             else None
         )
         self.modality_embedding = nn.Parameter(torch.zeros(3 if lexical_dim else 2, width))
-        self.fusion_query = nn.Parameter(torch.randn(width) * 0.02)
+        self.fusion_query = nn.Parameter(torch.randn(width) * FUSION_QUERY_INIT_STD)
         self.w_q = nn.Linear(width, width)
         self.w_k = nn.Linear(width, width)
         self.w_v = nn.Linear(width, width)
@@ -96,6 +98,7 @@ class AttentionFusion(nn.Module):
         """
         inputs = [self.image_in[-1], self.text_in[-1]] + ([self.lexical_in[-1]] if self.lexical_in else [])
         for layer in (*inputs, self.w_v, self.w_o, self.to_search):
+            assert isinstance(layer, nn.Linear)
             nn.init.orthogonal_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -151,7 +154,7 @@ class AttentionFusion(nn.Module):
         return F.normalize(self.to_search(self.out_norm(fused)), dim=-1)
 
 
-def build_fusion(config: Mapping) -> AttentionFusion:
+def build_fusion(config: Mapping[str, Any]) -> AttentionFusion:
     """The fusion module a model config describes (weights are loaded by the registry)."""
     section = config["fusion"]
     return AttentionFusion(

@@ -16,83 +16,27 @@ import functools
 import hashlib
 import itertools
 import math
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+from ml.scoring import words
 
 __all__ = ["LexicalHasher", "build_lexical", "lexical_dim", "terms"]
 
-_WORD = re.compile(r"[a-z0-9]+")
-# Words that say nothing about a piece of jewelry (and the product-text field labels).
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "with",
-        "without",
-        "along",
-        "each",
-        "featuring",
-        "features",
-        "feature",
-        "set",
-        "metal",
-        "gemstone",
-        "stone",
-        "design",
-        "setting",
-        "i",
-        "im",
-        "looking",
-        "want",
-        "need",
-        "some",
-    ]
-)
-
-
-def _stem(word: str) -> str:
-    """Plural -> singular, enough for shop words ("earrings", "diamonds", "stones")."""
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+_BUCKET_CACHE_SIZE = 65536  # distinct (term, dim) pairs whose hash is kept
 
 
 def terms(text: str) -> list[str]:
-    """Content words and adjacent content-word pairs of a text, normalised."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
-    words = [_stem(word) for word in _WORD.findall(folded) if word not in STOP_WORDS]
-    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    """Content words (``ml.scoring.words``) and adjacent content-word pairs of a text."""
+    content = words(text)
+    return content + [f"{a} {b}" for a, b in itertools.pairwise(content)]
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=_BUCKET_CACHE_SIZE)
 def _bucket(term: str, dim: int) -> tuple[int, float]:
     digest = int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
     return digest % dim, 1.0 if (digest >> 63) & 1 else -1.0
@@ -106,21 +50,22 @@ class LexicalHasher:
             raise ValueError("lexical dim must be >= 1")
         self.dim = int(dim)
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    def __call__(self, texts: Sequence[str]) -> NDArray[np.float32]:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for term, count in Counter(terms(str(text))).items():
                 bucket, sign = _bucket(term, self.dim)
                 out[row, bucket] += sign * (1.0 + math.log(count))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        unit: NDArray[np.float32] = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        return unit
 
 
-def lexical_dim(config: Mapping) -> int:
+def lexical_dim(config: Mapping[str, Any]) -> int:
     """Width of a config's lexical features (0: the model has none)."""
     return int(config["text"].get("lexical", {}).get("dim", 0))
 
 
-def build_lexical(config: Mapping) -> LexicalHasher | None:
+def build_lexical(config: Mapping[str, Any]) -> LexicalHasher | None:
     dim = lexical_dim(config)
     return LexicalHasher(dim) if dim else None

@@ -19,11 +19,12 @@ import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from ml.constants import (
     DEFAULT_MODEL,
@@ -93,7 +94,7 @@ class SearchModel:
     ) -> None:
         self.name: str = spec.name
         self.version: str = spec.version
-        self.config: Mapping = types.MappingProxyType(spec.config)
+        self.config: Mapping[str, Any] = types.MappingProxyType(spec.config)
         self.dim: int = int(spec.config["fusion"]["dim"])
         self.image_feature_dim: int = int(spec.config["image"]["feature_dim"])
         # A text's raw features are one row: BERT features, then its lexical features.
@@ -101,7 +102,10 @@ class SearchModel:
         self.lexical = build_lexical(spec.config)
         self.text_feature_dim: int = self.bert_feature_dim + (self.lexical.dim if self.lexical else 0)
         self.spec = spec
-        self.image_encoder = image_encoder.eval()
+        # ``ml.accel.use_backend`` may put a faster module here; the eager one stays the reference.
+        self.image_encoder: nn.Module = image_encoder.eval()
+        self.eager_image_encoder: nn.Module = self.image_encoder
+        self.inference_backend = "eager"
         self.text_encoder = text_encoder.eval()
         self.fusion = fusion.eval()
 
@@ -182,14 +186,14 @@ class SearchModel:
             tensors["image_features"] = torch.from_numpy(features)
             tensors["image_mask"] = torch.from_numpy(mask)
         if any(item.text_features is not None for item in items):
-            features = np.zeros((size, self.text_feature_dim), dtype=np.float32)
-            mask = np.zeros(size, dtype=bool)
+            text_rows = np.zeros((size, self.text_feature_dim), dtype=np.float32)
+            text_mask = np.zeros(size, dtype=bool)
             for index, item in enumerate(items):
                 if item.text_features is not None:
-                    features[index] = np.asarray(item.text_features, dtype=np.float32).reshape(-1)
-                    mask[index] = True
-            tensors["text_features"] = torch.from_numpy(features)
-            tensors["text_mask"] = torch.from_numpy(mask)
+                    text_rows[index] = np.asarray(item.text_features, dtype=np.float32).reshape(-1)
+                    text_mask[index] = True
+            tensors["text_features"] = torch.from_numpy(text_rows)
+            tensors["text_mask"] = torch.from_numpy(text_mask)
         return tensors
 
     def encode_image(self, images: Sequence[Image.Image], batch_size: int = IMAGE_BATCH_SIZE) -> np.ndarray:
@@ -211,7 +215,8 @@ class SearchModel:
             image_features=self.image_features([image]) if image is not None else None,
             text_features=self.text_features([text])[0] if text else None,
         )
-        return self.fuse([item])[0]
+        vector: np.ndarray = self.fuse([item])[0]
+        return vector
 
     def encode_product(self, products: Sequence[ProductInput], batch_size: int = PRODUCT_BATCH_SIZE) -> np.ndarray:
         """(N, dim): catalog products from all their photos and their text."""
@@ -246,7 +251,11 @@ CHECKPOINT_FORMAT = "shop-search-fusion/1"
 
 
 def save_fusion_checkpoint(
-    fusion: AttentionFusion, path: str | os.PathLike, *, config: Mapping, extra: Mapping | None = None
+    fusion: AttentionFusion,
+    path: str | os.PathLike[str],
+    *,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save only the fusion weights (a few MB) with the architecture they need."""
     path = Path(path)
@@ -271,7 +280,7 @@ def save_fusion_checkpoint(
     return path
 
 
-def load_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike) -> AttentionFusion:
+def load_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike[str]) -> AttentionFusion:
     """Load fusion weights, with errors that name the file and what does not fit."""
     path = Path(path)
     try:
@@ -291,21 +300,20 @@ def load_fusion_checkpoint(fusion: AttentionFusion, path: str | os.PathLike) -> 
     return fusion
 
 
-def build_fusion_with_weights(config: Mapping, weights: ResolvedWeights) -> AttentionFusion:
+def build_fusion_with_weights(config: Mapping[str, Any], weights: ResolvedWeights) -> AttentionFusion:
     if weights.kind == "random":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(weights.seed))
+            torch.manual_seed(weights.init_seed())
             return build_fusion(config).eval()
-    assert weights.path is not None
-    return load_fusion_checkpoint(build_fusion(config), weights.path).eval()
+    return load_fusion_checkpoint(build_fusion(config), weights.local_path()).eval()
 
 
 def load_model(
     name: str | None = None,
     *,
-    image_weights: str | os.PathLike | None = None,
-    text_weights: str | os.PathLike | None = None,
-    fusion_weights: str | os.PathLike | None = None,
+    image_weights: str | os.PathLike[str] | None = None,
+    text_weights: str | os.PathLike[str] | None = None,
+    fusion_weights: str | os.PathLike[str] | None = None,
     backend: str = "eager",
 ) -> SearchModel:
     """Build a model by config name (default: the offline effnet-lite2-minilm).
@@ -325,5 +333,5 @@ def load_model(
         from ml.accel import use_backend
 
         use_backend(model, backend)
-    logger.info("loaded model %s (image backbone: %s)", model.version, getattr(model, "inference_backend", "eager"))
+    logger.info("loaded model %s (image backbone: %s)", model.version, model.inference_backend)
     return model

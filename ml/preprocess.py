@@ -12,7 +12,7 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -56,12 +56,12 @@ def load_image(data: bytes | str | Path | BinaryIO) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source)
+            image: Image.Image = Image.open(source)
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animated GIF/WebP: the first frame stands for the image
             image.load()
     except FileNotFoundError as exc:
-        raise ImageDecodeError(f"no such file: {data}") from exc
+        raise ImageDecodeError(f"no such file: {source}") from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("not an image format we can read (use JPEG, PNG, WebP, GIF or HEIC)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -117,11 +117,12 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled, mode="L")
 
 
-def _preprocess_section(config: Mapping) -> Mapping:
-    return config.get("preprocess", config)
+def _preprocess_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    section: Mapping[str, Any] = config.get("preprocess", config)
+    return section
 
 
-def resize_and_crop(image: Image.Image, config: Mapping) -> Image.Image:
+def resize_and_crop(image: Image.Image, config: Mapping[str, Any]) -> Image.Image:
     """Resize the shorter side to ``resize`` then centre-crop a ``crop`` square."""
     settings = _preprocess_section(config)
     resize, crop = int(settings["resize"]), int(settings["crop"])
@@ -138,7 +139,7 @@ def resize_and_crop(image: Image.Image, config: Mapping) -> Image.Image:
     return image.crop((left, top, left + crop, top + crop))
 
 
-def to_tensor(images: Sequence[Image.Image], config: Mapping) -> torch.Tensor:
+def to_tensor(images: Sequence[Image.Image], config: Mapping[str, Any]) -> torch.Tensor:
     """Batch of images -> normalised float32 tensor (N, 3, crop, crop).
 
     ``config`` is a model config (its ``preprocess`` section is used) or that section.

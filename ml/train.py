@@ -13,74 +13,47 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ml.constants import DEFAULT_MODEL, WEIGHTS_DIR
+from ml.constants import DEFAULT_MODEL, DEFAULT_THREADS, WEIGHTS_DIR
 from ml.data import giva
-from ml.model import load_model, save_fusion_checkpoint
+from ml.data.giva import GivaProduct
+from ml.model import SearchModel, load_model, save_fusion_checkpoint
 from ml.training import features as F
 from ml.training.data import split_products
 from ml.training.evaluation import evaluate_model, format_table
-from ml.training.loop import TrainSettings, build_training_data, text_pools, train_fusion
+from ml.training.loop import TrainingData, TrainSettings, build_training_data, text_pools, train_fusion
 from ml.training.model_card import write_model_card
 
 logger = logging.getLogger("ml.train")
 
 VIEW_CHUNK = 16  # shopper views per product per cached chunk
 TRAIN_TEXT_SEED_OFFSET = 100  # text queries of training use seed + this; views use seed
+VIEW_CHUNK_SEED_STRIDE = 1000  # chunk c of view seed s is cached under seed s * stride + c
 
 
-def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 2, progress: bool = True) -> dict:
+def run(
+    settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = DEFAULT_THREADS, progress: bool = True
+) -> dict[str, Any]:
     """Cache features, train, save the checkpoint, evaluate, write the model card."""
     torch.set_num_threads(threads)
     started = time.perf_counter()
     base = load_model(settings.config, fusion_weights=f"random:{settings.seed}")
     products = list(giva.load_products())
     train_skus, val_skus = split_products(products, settings.val_fraction, settings.split_seed)
-    by_sku = {p.sku: p for p in products}
-    train = [by_sku[sku] for sku in train_skus]
-    index = {p.sku: i for i, p in enumerate(products)}
-    rows = [index[sku] for sku in train_skus]
-
-    photo, product_text = F.catalog_features(base, products)
-    # Views come in cached chunks with their own seeds, so raising --views reuses the cache.
-    view_seed = settings.seed if settings.view_seed is None else settings.view_seed
-    chunks = range(-(-settings.train_views // VIEW_CHUNK))
-    views = np.concatenate(
-        [F.view_features(base, train, VIEW_CHUNK, view_seed * 1000 + chunk) for chunk in chunks], axis=1
-    )[:, : settings.train_views]
-    spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
-    span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
-    span_features = span_features.reshape(len(train), settings.text_spans, -1)
-    title_features = F.text_features(base, titles, kind="train-titles")
-    attribute_features = F.text_features(base, [q.text for q in attribute_queries], kind="train-attributes")
+    data = training_data(base, products, train_skus, settings)
     features_seconds = time.perf_counter() - started
-    data = build_training_data(
-        train,
-        photo[rows],
-        product_text[rows],
-        views,
-        span_features,
-        title_features,
-        attribute_queries,
-        attribute_features,
-    )
-    logger.info(
-        "training on %d products, %d views each, %d attribute queries",
-        data.size,
-        views.shape[1],
-        len(attribute_queries),
-    )
-    fusion = base.fusion
-    report = train_fusion(fusion, data, settings, progress=progress)
+    report = train_fusion(base.fusion, data, settings, progress=progress)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = output_dir / f"{settings.config}.fusion.pt"
     save_fusion_checkpoint(
-        fusion,
+        base.fusion,
         checkpoint,
         config=base.config,
         extra={"settings": settings.to_dict(), "train_products": len(train_skus)},
@@ -103,6 +76,62 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
         "train": train_skus,
         "validation": val_skus,
     }
+    save_run(output_dir, trained, settings, training, metrics, split)
+    return {"version": trained.version, "training": training, "metrics": metrics, "checkpoint": str(checkpoint)}
+
+
+def training_data(
+    base: SearchModel, products: Sequence[GivaProduct], train_skus: Sequence[str], settings: TrainSettings
+) -> TrainingData:
+    """Frozen backbone features of the training products and of their queries (cached)."""
+    index = {p.sku: i for i, p in enumerate(products)}
+    rows = [index[sku] for sku in train_skus]
+    train = [products[row] for row in rows]
+    photo, product_text = F.catalog_features(base, products)
+    views = train_views(base, train, settings)
+    spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
+    span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
+    span_features = span_features.reshape(len(train), settings.text_spans, -1)
+    title_features = F.text_features(base, titles, kind="train-titles")
+    attribute_features = F.text_features(base, [q.text for q in attribute_queries], kind="train-attributes")
+    data = build_training_data(
+        train,
+        photo[rows],
+        product_text[rows],
+        views,
+        span_features,
+        title_features,
+        attribute_queries,
+        attribute_features,
+    )
+    logger.info(
+        "training on %d products, %d views each, %d attribute queries",
+        data.size,
+        views.shape[1],
+        len(attribute_queries),
+    )
+    return data
+
+
+def train_views(base: SearchModel, train: Sequence[GivaProduct], settings: TrainSettings) -> np.ndarray:
+    """(P, train_views, Di): views come in cached chunks with their own seeds, so raising --views reuses the cache."""
+    view_seed = settings.seed if settings.view_seed is None else settings.view_seed
+    chunks = range(-(-settings.train_views // VIEW_CHUNK))
+    return np.concatenate(
+        [F.view_features(base, train, VIEW_CHUNK, view_seed * VIEW_CHUNK_SEED_STRIDE + chunk) for chunk in chunks],
+        axis=1,
+    )[:, : settings.train_views]
+
+
+def save_run(
+    output_dir: Path,
+    trained: SearchModel,
+    settings: TrainSettings,
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+    split: dict[str, Any],
+) -> None:
+    """The split and metrics JSON next to the checkpoint; the model card for the shipped model."""
     (output_dir / f"{settings.config}.split.json").write_text(json.dumps(split, indent=1) + "\n")
     (output_dir / f"{settings.config}.metrics.json").write_text(
         json.dumps(
@@ -112,7 +141,6 @@ def run(settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = 
     )
     if output_dir == WEIGHTS_DIR and settings.config == DEFAULT_MODEL:
         write_model_card(output_dir / "MODEL_CARD.md", trained, settings, training, metrics)
-    return {"version": trained.version, "training": training, "metrics": metrics, "checkpoint": str(checkpoint)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--views", type=int, default=defaults.train_views, help="shopper views per training product")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     parser.add_argument("--output-dir", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

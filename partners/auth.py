@@ -7,6 +7,7 @@ without the scope the endpoint needs: 403.
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError
@@ -34,7 +35,8 @@ class APIKeyAuthentication(BaseAuthentication):
         if not key:
             return None
         try:
-            api_key = PartnerAPIKey.objects.get_from_key(key.strip())
+            # rest_framework_api_key types its manager's results as AbstractAPIKey; the rows are ours.
+            api_key = cast(PartnerAPIKey, PartnerAPIKey.objects.get_from_key(key.strip()))
         except PartnerAPIKey.DoesNotExist:
             api_key = None
         if api_key is None or api_key.has_expired:

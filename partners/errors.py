@@ -14,6 +14,7 @@ class APIError(exceptions.APIException):
         self, status_code: int, code: str, message: str, details: dict | None = None, retry_after: int | None = None
     ) -> None:
         super().__init__(message, code)
+        self.code = code
         self.status_code = status_code
         self.details = details or {}
         if retry_after is not None:

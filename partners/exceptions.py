@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import DataError, InterfaceError, OperationalError
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -61,12 +61,17 @@ def _as_api_exception(exc: Exception) -> Exception:
         return APIError(413, "request_too_large", "The request body is too large.")
     if isinstance(exc, SuspiciousOperation):
         return APIError(400, "bad_request", "The request is malformed.")
+    # DRF's handler answers these two too, as it maps them here, so our shape can read `detail`.
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(*exc.args)
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied(*exc.args)
     return exc
 
 
 def _message_and_details(exc: exceptions.APIException) -> tuple[str, str, dict]:
     if isinstance(exc, APIError):
-        return exc.detail.code, str(exc.detail), exc.details
+        return exc.code, str(exc.detail), exc.details
     if isinstance(exc, exceptions.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         fields = [name for name in errors if name != "non_field_errors"]
@@ -79,7 +84,7 @@ def _message_and_details(exc: exceptions.APIException) -> tuple[str, str, dict]:
         return (
             "throttled",
             "Too many requests for this API key. Retry after the time in Retry-After.",
-            {"retry_after": exc.wait},
+            {"retry_after": exc.wait},  # type: ignore[attr-defined]  # DRF sets it; its stubs omit it
         )  # whole seconds: DRF rounds up
     detail = exc.detail
     code = getattr(detail, "code", None) or exc.default_code
@@ -92,6 +97,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         logger.exception("unhandled error in API view %s", context.get("view").__class__.__name__, exc_info=exc)
         return Response(error_body("internal_error", "Something went wrong on our side."), status=500)
+    assert isinstance(exc, exceptions.APIException)  # DRF answers its own (Django's 404 and 403 are mapped above)
     code, message, details = _message_and_details(exc)
     response.data = error_body(code, message, details)
     return response

@@ -21,7 +21,9 @@ class KeysetPagination(CursorPagination):
         try:
             cursor = super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}, code="invalid_cursor")
+            raise ValidationError(
+                {self.cursor_query_param: [self.invalid_cursor_message]}, code="invalid_cursor"
+            ) from None
         if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
             raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}, code="invalid_cursor")
         return cursor

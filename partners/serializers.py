@@ -20,6 +20,9 @@ from search.query import Filters, SearchQuery, SearchResponse
 
 from .errors import APIError, upload_rejected
 
+PRICE_HELP = "In `currency`; null when the shop gives the price on request (shown as “Price on request”)."
+
+
 # --- requests ----------------------------------------------------------------------------
 
 
@@ -44,7 +47,7 @@ def filter_fields() -> dict[str, serializers.Field]:
                     decimal_places=2,
                     min_value=Decimal(0),
                     required=False,
-                    help_text=f"{bound} {attribute.label.lower()}.",
+                    help_text=f"{bound} {attribute.label.lower()}; products without one are left out.",
                 )
         else:
             fields[attribute.name] = serializers.BooleanField(
@@ -179,6 +182,12 @@ class SimilarParamsSerializer(serializers.Serializer):
 # --- responses ---------------------------------------------------------------------------
 
 
+def absolute_url(field: serializers.Field, path: str) -> str:
+    """A site path as an absolute URL for the request's host (the path itself without a request)."""
+    request = field.context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
+
+
 @extend_schema_field(OpenApiTypes.URI)
 class AbsoluteURLField(serializers.Field):
     """A site path, answered as an absolute URL for the request's host."""
@@ -187,19 +196,20 @@ class AbsoluteURLField(serializers.Field):
         super().__init__(read_only=True, **kwargs)
 
     def to_representation(self, path: str) -> str:
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        return absolute_url(self, path)
 
 
 @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
-class PhotoURLField(AbsoluteURLField):
+class PhotoURLField(serializers.Field):
+    """A photo's absolute URL; null without a photo. Not an AbsoluteURLField: it reads a photo, not a path."""
+
     def __init__(self, **kwargs) -> None:
-        super().__init__(allow_null=True, **kwargs)
+        super().__init__(read_only=True, allow_null=True, **kwargs)
 
     def to_representation(self, photo: ProductImage | None) -> str | None:
         if photo is None or not photo.image:
             return None
-        return super().to_representation(photo.image.url)
+        return absolute_url(self, photo.image.url)
 
 
 class ProductPhotoSerializer(serializers.ModelSerializer):
@@ -212,12 +222,13 @@ class ProductPhotoSerializer(serializers.ModelSerializer):
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     category_name = serializers.CharField(source="category.name", read_only=True)
     in_stock = serializers.BooleanField(read_only=True)
     image_url = PhotoURLField(source="primary_image", help_text="The first photo.")
     images = ProductPhotoSerializer(many=True, read_only=True)
     url = AbsoluteURLField(source="get_absolute_url", help_text="The product's page in the shop.")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True, help_text=PRICE_HELP)
 
     class Meta:
         model = Product
@@ -261,7 +272,9 @@ class SearchResultSerializer(serializers.Serializer):
     category_name = serializers.CharField(source="product.category.name")
     metal = serializers.ChoiceField(choices=Metal.choices, source="product.metal")
     gemstone = serializers.ChoiceField(choices=Gemstone.choices, source="product.gemstone")
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, source="product.price")
+    price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, source="product.price", allow_null=True, help_text=PRICE_HELP
+    )
     currency = serializers.ChoiceField(choices=Currency.choices, source="product.currency")
     in_stock = serializers.BooleanField(source="product.in_stock")
     score = serializers.FloatField(help_text="Higher is better; comparable within one response.")

@@ -3,6 +3,8 @@ web process sees the same counts."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
@@ -17,10 +19,13 @@ class APIKeyRateThrottle(ScopedRateThrottle):
     partners can sit behind one proxy.
     """
 
-    def get_rate(self) -> str:
+    def get_rate(self) -> str | None:
         # Read at request time (DRF binds the rates at import), so settings changes apply.
+        assert self.scope is not None  # allow_request asks for a rate only for a view with a scope
+        # The DRF stubs type the rates as numbers; DRF's own are "N/period" strings (or None).
+        rates = cast(dict[str, str | None], api_settings.DEFAULT_THROTTLE_RATES)
         try:
-            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            return rates[self.scope]
         except KeyError:
             raise ImproperlyConfigured(f"No rate in DEFAULT_THROTTLE_RATES for scope {self.scope!r}") from None
 

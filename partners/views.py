@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import Category, Product
+from catalog.validators import SKU_URL_REGEX
 from search.query import SearchQuery, search
 
 from .auth import RecordsKeyUse
@@ -71,6 +72,7 @@ class SearchView(RecordsKeyUse, GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         params = self.get_serializer(data=request.data)
+        assert isinstance(params, SearchParamsSerializer)  # see get_serializer_class
         params.is_valid(raise_exception=True)
         response = search(params.to_search_query())
         return Response(SearchResponseSerializer(response, context=self.get_serializer_context()).data)
@@ -84,7 +86,7 @@ class ProductViewSet(RecordsKeyUse, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProductSerializer
     filter_backends = [ListFilterBackend]
     lookup_field = "sku"
-    lookup_value_regex = r"[^/\x00]+"
+    lookup_value_regex = SKU_URL_REGEX  # only valid SKUs reach the database; anything else is a 404
     cursor_ordering = ("sku",)
 
     @property

@@ -6,7 +6,9 @@
 #
 # Safe while the shop runs: pg_dump reads one consistent snapshot; photos are written
 # once under content-hash names and never changed, so a photo added during the tar is
-# at worst present without its row (harmless) - take the database dump first.
+# at worst present without its row (harmless) - take the database dump first. A photo
+# deleted during the tar (its last row gone after the dump) is skipped, not an error:
+# restoring it brings back a file no row needs, which `manage.py media_gc` removes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg_tools.sh
@@ -19,7 +21,7 @@ echo "backup: database with $PG_BIN/pg_dump -> $DEST/database.dump" >&2
 "$PG_BIN/pg_dump" --format=custom --no-owner --no-privileges --file "$DEST/database.dump" "$DATABASE_URL"
 echo "backup: photos $MEDIA_ROOT -> $DEST/media.tar" >&2
 mkdir -p "$MEDIA_ROOT"
-tar -C "$MEDIA_ROOT" -cf "$DEST/media.tar" .
+tar -C "$MEDIA_ROOT" --ignore-failed-read --warning=no-file-removed --warning=no-file-changed -cf "$DEST/media.tar" .
 "$PY" - "$DATABASE_URL" "$MEDIA_ROOT" "$DEST/manifest.json" <<'PYEOF'
 import json, pathlib, sys, datetime, psycopg
 url, media, out = sys.argv[1:]

@@ -60,5 +60,6 @@ log "building $(basename "$srcdir") against $pg_config"
 make -s -C "$srcdir" with_llvm=no OPTFLAGS="" PG_CONFIG="$pg_config" >/dev/null
 make -s -C "$srcdir" with_llvm=no OPTFLAGS="" PG_CONFIG="$pg_config" install >/dev/null
 
+# shellcheck disable=SC2016  # $$vector$$ is SQL dollar quoting, not a shell expansion
 version=$(psql -d "$DB" -Atqc 'SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector; SELECT extversion FROM pg_extension WHERE extname = $$vector$$')
 log "OK: pgvector $version installed and created in database '$DB'"

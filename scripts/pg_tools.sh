@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by backup.sh and restore.sh: pick PostgreSQL client tools whose major version is
 # at least the server's (pg_dump refuses an older client), from $PG_BIN, the embedded
 # server's own binaries (pgserver ships PostgreSQL 16), /usr/lib/postgresql/*/bin, PATH.
@@ -20,7 +21,7 @@ pick_pg_bin() {  # pick_pg_bin DATABASE_URL -> sets PG_BIN
   [ -n "${PG_BIN:-}" ] && candidates+=("$PG_BIN")
   dir=$("$PY" -c 'import pgserver._commands as c; print(c.POSTGRES_BIN_PATH)' 2>/dev/null || true)
   [ -n "$dir" ] && candidates+=("$dir")
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do candidates+=("$dir"); done
+  while IFS= read -r dir; do candidates+=("$dir"); done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV)
   command -v pg_dump >/dev/null && candidates+=("$(dirname "$(command -v pg_dump)")")
   for dir in "${candidates[@]}"; do
     if [ -x "$dir/pg_dump" ] && [ "$(pg_major "$dir/pg_dump")" -ge "$want" ]; then

@@ -15,14 +15,16 @@ if [ -z "${DATABASE_URL:-}" ]; then
     bash scripts/ensure_pgvector.sh
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
   else
-    export DATABASE_URL="$($PY -m shop_search.embedded postgres)"
+    DATABASE_URL="$($PY -m shop_search.embedded postgres)"
+    export DATABASE_URL
   fi
 fi
 if [ -z "${REDIS_URL:-}" ]; then
   if port_open 6379; then
     export REDIS_URL="redis://127.0.0.1:6379/15"
   else
-    export REDIS_URL="$($PY -m shop_search.embedded redis | sed 's#/0$#/15#')"
+    REDIS_URL="$($PY -m shop_search.embedded redis | sed 's#/0$#/15#')"
+    export REDIS_URL
   fi
 fi
 if [ "$(id -u)" = 0 ] || command -v chromium >/dev/null; then

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from catalog import searchable
 from catalog.models import Category
+from catalog.validators import SKU_MAX_LENGTH, validate_sku
 
 from .query import Filters
 
@@ -45,7 +46,9 @@ class SearchForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "rose gold oval sapphire ring", "type": "search"}),
     )
     image_ref = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
-    similar = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    similar = forms.CharField(
+        required=False, max_length=SKU_MAX_LENGTH, widget=forms.HiddenInput, validators=[validate_sku]
+    )
     k = forms.IntegerField(required=False, min_value=1, max_value=settings.SEARCH_MAX_K, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -23,12 +23,14 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Field
 
 from catalog import searchable
 from catalog.models import Category, Product, ProductImage
 from indexing.engine import active_version, model_for_version
 from indexing.models import ModelVersion
 from indexing.vector_index import TABLES, capabilities
+from ml import scoring
 
 from . import facets as facet_counts
 from . import lexical, ranking
@@ -52,6 +54,11 @@ CLOSENESS_VERY = 0.9
 CLOSENESS_CLOSE = 0.75
 
 
+def _is_set(value: Any) -> bool:
+    """A minimum price of 0 is a filter too: 0 == False, so not `value in (None, "", False)`."""
+    return value is not None and value is not False and value != ""
+
+
 @dataclass(frozen=True, init=False)
 class Filters:
     """The shopper's filters, by the parameter names of the declaration
@@ -64,7 +71,7 @@ class Filters:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise TypeError(f"unknown filters {unknown}: the declared ones are {list(known)}")
-        kept = tuple((name, values[name]) for name in known if values.get(name) not in (None, "", False))
+        kept = tuple((name, values[name]) for name in known if _is_set(values.get(name)))
         object.__setattr__(self, "items", kept)
 
     @classmethod
@@ -90,7 +97,10 @@ class Filters:
 
 
 def _column(attribute: searchable.Attribute) -> str:
-    return "p." + Product._meta.get_field(attribute.name).column
+    field = Product._meta.get_field(attribute.name)
+    assert isinstance(field, Field)  # a declared filter is one of the product's own columns
+    assert field.column is not None
+    return "p." + field.column
 
 
 def _conditions(attribute: searchable.Attribute, values: Mapping[str, Any]) -> Iterator[tuple[str, list]]:
@@ -308,9 +318,9 @@ def retrieve(
 
 def _category_in_words(words: frozenset[str]) -> str | None:
     """The shop's category the words name ("rings" -> Ring), if any."""
-    stems = {w[:-1] if w.endswith("s") else w for w in words}
     for name in Category.objects.values_list("name", flat=True):
-        if name.lower() in words or name.lower() in stems:
+        name_words = set(scoring.words(name))
+        if name_words and name_words <= words:
             return name
     return None
 
@@ -318,7 +328,7 @@ def _category_in_words(words: frozenset[str]) -> str | None:
 def text_signals(text: str) -> dict[str, dict[str, float]]:
     """What a typed query names, per declared attribute: {"metal": {"rose_gold": 1.0}, ...}."""
     signals: dict[str, dict[str, float]] = {}
-    words = ranking.tokens(text)
+    words = scoring.token_set(text)
     for attribute in searchable.boosted():
         if attribute.kind is searchable.FilterKind.CATEGORY:
             value = _category_in_words(words)
@@ -416,6 +426,7 @@ def _similar_to_vector(query: SearchQuery, version: ModelVersion) -> tuple[np.nd
     """ "More like this": the product's own fused vector, and its category as the signal."""
     from indexing.models import ProductEmbedding
 
+    assert query.similar_to is not None  # search() asks only for a "more like this" query
     row = (
         ProductEmbedding.objects.filter(product_id=query.similar_to, model_version=version)
         .values_list("embedding", flat=True)
@@ -622,25 +633,14 @@ def _stub(entry: dict) -> ranking.CandidateFeatures:
 
 def _words_found(understood: Understood, text: str) -> list[str]:
     """The query's words (or an alternative of each) found in a text, plural-insensitively."""
-    found_tokens = {lexical_form(w) for w in words(text)}
+    found_tokens = {scoring.singular(w) for w in words(text)}
     found = []
     for group in understood.terms:
         for alternative in group:
-            if all(lexical_form(w) in found_tokens for w in alternative.split()):
+            if all(scoring.singular(w) in found_tokens for w in alternative.split()):
                 found.append(alternative)
                 break
     return found
-
-
-def lexical_form(word: str) -> str:
-    """Plural-insensitive form for the "why" line (the index itself stems with `english`)."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
 
 
 def _reason_words(result: ranking.RankedResult, product: Product, understood: Understood, photo: bool) -> str:
@@ -696,7 +696,7 @@ def _rank_words(
         text_names = text_signals(understood.searched)
         photo_signals = {**signals, **text_names}  # the shopper's words beat the photo's guess
         query_signals = ranking.QuerySignals(
-            attributes=photo_signals, tokens=ranking.tokens(understood.searched), photo_only=False
+            attributes=photo_signals, tokens=scoring.token_set(understood.searched), photo_only=False
         )
         lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
         ranked = ranking.rank_photo_and_words(
@@ -758,7 +758,7 @@ def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
         )
         _exact_rescore(vector, version, grouped)
         query_signals = ranking.QuerySignals(
-            attributes=signals, tokens=ranking.tokens(query.text), photo_only=bool(query.image) and not query.text
+            attributes=signals, tokens=scoring.token_set(query.text), photo_only=bool(query.image) and not query.text
         )
         ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
     clock.lap("retrieve_rank_ms")

@@ -7,39 +7,12 @@ words of the query found in the product's own text. Every result keeps its break
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "the",
-        "with",
-        "in",
-        "of",
-        "for",
-        "on",
-        "to",
-        "by",
-        "or",
-        "me",
-        "show",
-        "find",
-        "looking",
-        "want",
-        "like",
-        "similar",
-        "my",
-        "her",
-        "his",
-    ]
-)
-_TOKEN = re.compile(r"[a-z0-9]+")
+from ml import scoring
 
 
 @dataclass(frozen=True)
@@ -72,19 +45,11 @@ class RankedResult:
 
 
 def tokens(text: str) -> frozenset[str]:
-    return frozenset(t for t in _TOKEN.findall((text or "").lower()) if t not in STOPWORDS and len(t) > 1)
+    """The query's content words, normalised as everywhere (ml.scoring)."""
+    return scoring.token_set(text)
 
 
-def _stem(token: str) -> str:
-    return token[:-1] if len(token) > 3 and token.endswith("s") else token
-
-
-def text_match(query_tokens: frozenset[str], product_text: str) -> float:
-    """Share of the query's words found in the product's text (plural-insensitive)."""
-    if not query_tokens:
-        return 0.0
-    product_tokens = {_stem(t) for t in _TOKEN.findall(product_text.lower())}
-    return sum(_stem(t) in product_tokens for t in query_tokens) / len(query_tokens)
+text_match = scoring.text_match
 
 
 def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
@@ -96,10 +61,7 @@ def similarity(features: CandidateFeatures, photo_only: bool = True) -> float:
     rules: on held-out products, taking the max with photo vectors costs image+text queries
     1.3 points of Recall@1, 97.1 -> 95.8).
     """
-    if not photo_only and features.product_similarity is not None:
-        return features.product_similarity
-    values = [v for v in (features.image_similarity, features.product_similarity) if v is not None]
-    return max(values) if values else -1.0
+    return scoring.served_similarity(features.image_similarity, features.product_similarity, photo_only=photo_only)
 
 
 def score_candidate(features: CandidateFeatures, signals: QuerySignals, weights: Mapping[str, float]) -> RankedResult:

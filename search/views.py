@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from catalog import searchable
 from catalog.models import Category, Product
 from catalog.uploads import UploadError, check_image_upload, read_upload
+from ml.errors import ImageDecodeError
 
 from .forms import SearchForm
 from .query import SearchQuery, SearchResponse, SearchUnavailable, search
@@ -71,6 +72,10 @@ def search_page(request: HttpRequest) -> HttpResponse:
     except SearchUnavailable as exc:
         context["error"] = str(exc)
         return _render(request, context, status=503)
+    except ImageDecodeError as exc:  # the gate passed it, the encoder could not read it: say so, never 500
+        logger.warning("query photo %s could not be decoded: %s", data.get("image_ref"), exc)
+        context["error"] = "We could not read your photo. Please upload it again, or try another photo."
+        return _render(request, context, status=400)
     except DatabaseError:
         logger.exception("search failed: database unavailable")
         context["error"] = "Search is briefly unavailable. Please try again in a few seconds."

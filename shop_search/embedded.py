@@ -16,6 +16,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 DATA_DIR = Path(os.environ.get("SHOP_SEARCH_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
 REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT") or "6390")
@@ -31,7 +35,7 @@ def redis_url(port: int = REDIS_PORT) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False):
+def start_postgres(data_dir: Path = DATA_DIR, *, stop_on_exit: bool = False) -> tuple[PostgresServer, str]:
     """Start (or reuse) the embedded server; returns (server, DATABASE_URL).
 
     With stop_on_exit the server stops when the last process using it exits (pgserver
@@ -69,7 +73,9 @@ def check_redis_is_ours(port: int, redis_dir: Path) -> None:
     import redis
 
     try:
-        found = redis.Redis(port=port, socket_timeout=2).config_get("dir").get("dir", "")
+        # redis-py types the sync client's replies as `Awaitable | Any`; this one is a dict.
+        config = cast(dict[str, str], redis.Redis(port=port, socket_timeout=2).config_get("dir"))
+        found = config.get("dir", "")
     except redis.RedisError as exc:
         raise ForeignRedis(f"port {port} answers but not as a Redis we can use ({exc})") from None
     if Path(found).resolve() != redis_dir.resolve():

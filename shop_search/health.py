@@ -31,7 +31,12 @@ def check_model() -> str:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    body = {"database": check_database(), "broker": check_broker(), "worker": "unknown", "model": "unknown"}
+    body: dict[str, object] = {
+        "database": check_database(),
+        "broker": check_broker(),
+        "worker": "unknown",
+        "model": "unknown",
+    }
     if body["database"] != "ok":
         return JsonResponse(body, status=503, headers={"Retry-After": "5"})
     body["worker"] = check_worker() if body["broker"] == "ok" else "error: broker unavailable"

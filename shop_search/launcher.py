@@ -23,8 +23,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .embedded import DATA_DIR, ForeignRedis, port_open, start_postgres, start_redis
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = DATA_DIR / "logs"
@@ -199,10 +203,10 @@ def wait_until_ready(base: str, children: list[subprocess.Popen], stop_requested
     return False
 
 
-def start_services(children: list[subprocess.Popen]) -> object | None:
+def start_services(children: list[subprocess.Popen]) -> PostgresServer | None:
     """The embedded servers for what the environment does not name; returns the PostgreSQL
     handle (stopped at exit unless a `manage.py` command still uses it); Redis joins children."""
-    postgres = None
+    postgres: PostgresServer | None = None
     if not os.environ.get("DATABASE_URL"):
         log.info("starting the database (embedded PostgreSQL in %s)", DATA_DIR / "pg")
         postgres, os.environ["DATABASE_URL"] = start_postgres(stop_on_exit=True)

@@ -13,9 +13,10 @@ from pathlib import PurePosixPath
 
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.static import serve
 
+from catalog.photos import is_referenced
 from catalog.uploads import EXTENSION_CONTENT_TYPES
 
 # Inline <script>/<style> blocks (no src): their exact text is what a hash allows.
@@ -38,7 +39,8 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         prefixes = tuple(getattr(settings, "CSP_DOCS_PATH_PREFIXES", ()))
         if report_only or not prefixes or not request.path_info.startswith(prefixes):
             return parts
-        if "html" not in response.get("Content-Type", "") or getattr(response, "streaming", False):
+        if "html" not in response.get("Content-Type", "") or not isinstance(response, HttpResponse):
+            # A streaming response (the only other kind) has no `.content` to hash.
             return parts
         update: dict[str, list[str]] = {
             key: list(value) for key, value in getattr(settings, "CSP_DOCS_EXTRA_SOURCES", {}).items()
@@ -91,13 +93,55 @@ class RequestBodyLimitMiddleware:
         return self.get_response(request)
 
 
+# C0 control characters and DEL. Query values may hold tab and line breaks (a pasted
+# description); nothing else of these belongs in an address, and PostgreSQL refuses NUL.
+_CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_QUERY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ControlCharacterMiddleware:
+    """No path or query value with a control character reaches a view (or the database):
+    the path gets a 404 (no such page can exist), the query a 400 that says why; under
+    /api/ both in the API's error shape."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if _CONTROL_IN_PATH.search(request.path_info):
+            return self._refuse(request, 404, "not_found", "No such page: the address holds a control character.")
+        if any(_CONTROL_IN_QUERY.search(part) for key, values in request.GET.lists() for part in (key, *values)):
+            return self._refuse(
+                request,
+                400,
+                "invalid_characters",
+                "The address's query holds a control character (such as NUL), which no search term can contain.",
+            )
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+        return HttpResponse(
+            f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{status} · shop-search</title>'
+            f'<p role="alert">{message}</p></html>',
+            status=status,
+        )
+
+
 PHOTO_CONTENT_TYPES = {f".{extension}": content_type for extension, content_type in EXTENSION_CONTENT_TYPES.items()}
 
 
 def serve_product_photo(request: HttpRequest, path: str) -> HttpResponseBase:
     """A stored product photo: the right image type (never guessed), never sniffed, never
-    a document (sandboxed, no scripts), shown inline under its own random name."""
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    a document (sandboxed, no scripts), shown inline under its own random name.
+
+    Only while a photo row names the file (one indexed lookup): a deleted product's photos
+    stop being served even before their files are gone, and an orphan never is."""
+    if not is_referenced(path):
+        raise Http404("no such photo")
+    response = serve(request, path, document_root=str(settings.MEDIA_ROOT))
     suffix = PurePosixPath(path).suffix.lower()
     response["Content-Type"] = (
         PHOTO_CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"

@@ -103,9 +103,8 @@ class WorkerProcess:
         ]
         if beat:
             command += ["--beat", "--schedule", str(self.log.parent / "beat-schedule")]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT
-        )
+        with open(self.log, "ab") as log:  # the worker holds its own copy of the file
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -5,8 +5,14 @@ from decimal import Decimal
 import factory
 
 from catalog.models import Category, Product
-from catalog.services import add_product_image_bytes
+from catalog.services import add_product_image
+from catalog.uploads import check_image_upload
 from tests.conftest import make_photo
+
+
+def add_product_image_bytes(product: Product, data: bytes, *, position: int | None = None):
+    """Attach photo bytes through the one upload gate, as every entry point does."""
+    return add_product_image(product, check_image_upload(data), position=position)
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):

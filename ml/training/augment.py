@@ -72,7 +72,8 @@ def shopper_view(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 def _corner_colour(image: Image.Image) -> tuple[int, int, int]:
     array = np.asarray(image)
     corners = np.stack([array[0, 0], array[0, -1], array[-1, 0], array[-1, -1]]).astype(np.float32)
-    return tuple(int(v) for v in np.median(corners, axis=0))
+    red, green, blue = (int(v) for v in np.median(corners, axis=0))
+    return red, green, blue
 
 
 def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -91,8 +92,8 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
         surface = first * (1 - t[..., None]) + second * t[..., None]
     else:
         coarse = rng.normal(0, 1, (max(2, height // 40), max(2, width // 40), 1)).astype(np.float32)
-        noise = Image.fromarray(((coarse[..., 0] + 3) * 40).clip(0, 255).astype(np.uint8), "L")
-        noise = np.asarray(noise.resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255.0
+        small = Image.fromarray(((coarse[..., 0] + 3) * 40).clip(0, 255).astype(np.uint8), "L")
+        noise = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255.0
         surface = first * (0.75 + 0.5 * noise[..., None])
     return surface.clip(0, 255)
 
@@ -162,8 +163,8 @@ def _colour_and_light(image: Image.Image, rng: np.random.Generator) -> Image.Ima
 
 def _sensor_noise(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     array = np.asarray(image, dtype=np.float32)
-    array = array + rng.normal(0, rng.uniform(2, 8), array.shape)
-    return Image.fromarray(array.clip(0, 255).astype(np.uint8), "RGB")
+    noisy = array + rng.normal(0, rng.uniform(2, 8), array.shape)
+    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8), "RGB")
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:

@@ -17,6 +17,7 @@ from ml.data import giva
 from ml.data.giva import GivaProduct
 
 __all__ = [
+    "VAL_FRACTION",
     "AttributeQuery",
     "all_attribute_queries",
     "attribute_key",
@@ -26,10 +27,13 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
+# A "how it looks" query is a span of this many words of the visual description.
+SPAN_MIN_WORDS, SPAN_MAX_WORDS = 5, 10
+VAL_FRACTION = 0.2  # share of each category held out from training
 
 
 def split_products(
-    products: Sequence[GivaProduct], val_fraction: float = 0.2, seed: int = 0
+    products: Sequence[GivaProduct], val_fraction: float = VAL_FRACTION, seed: int = 0
 ) -> tuple[list[str], list[str]]:
     """Train/validation skus, stratified by category: each category keeps its share."""
     by_category: dict[str, list[str]] = defaultdict(list)
@@ -109,7 +113,7 @@ def description_query(product: GivaProduct, rng: np.random.Generator) -> str:
     words = _WORD.findall((product.visual_description or product.description).lower())
     if not words:
         return giva.category_noun(product)
-    length = int(rng.integers(5, 11))
+    length = int(rng.integers(SPAN_MIN_WORDS, SPAN_MAX_WORDS + 1))
     start = int(rng.integers(0, max(1, len(words) - length + 1)))
     span = words[start : start + length]
     noun = giva.category_noun(product)

@@ -10,11 +10,10 @@ and config, lexical features included), the augmentation version, the seed and t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -36,7 +35,7 @@ __all__ = ["catalog_features", "product_photo", "text_features", "view_features"
 
 
 def _cached(
-    model: SearchModel, fingerprint: str, parts: dict, compute: Callable[[], np.ndarray], cache: bool = True
+    model: SearchModel, fingerprint: str, parts: dict[str, Any], compute: Callable[[], np.ndarray], cache: bool = True
 ) -> np.ndarray:
     # ``fingerprint``: of the side that made the features, so a text-side change (say, the
     # lexical width) keeps the cached shopper views, which take minutes to recompute.
@@ -45,7 +44,8 @@ def _cached(
     path = FEATURE_CACHE_DIR / f"{model.name}-{parts.get('kind', 'x')}-{key}.npy"
     if cache and path.is_file():
         try:
-            return np.load(path)
+            cached: np.ndarray = np.load(path)
+            return cached
         except (OSError, ValueError):
             logger.warning("ignoring unreadable feature cache %s", path)
     array = compute().astype(np.float32)
@@ -134,21 +134,3 @@ def text_features(model: SearchModel, texts: Sequence[str], kind: str = "texts",
     return _cached(
         model, model.spec.text_fingerprint, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache
     )
-
-
-def save_view_examples(products: Sequence[GivaProduct], seed: int, path: Path, per_product: int = 4) -> None:
-    """A contact sheet of views, to look at what the augmentations do."""
-    tiles = []
-    for product in products:
-        rng = view_rng(seed, product.sku)
-        photo = product_photo(product)
-        tiles.append(
-            [photo.resize((160, 160))] + [shopper_view(photo, rng).resize((160, 160)) for _ in range(per_product)]
-        )
-    sheet = Image.new("RGB", (160 * (per_product + 1), 160 * len(tiles)), "white")
-    for row, images in enumerate(tiles):
-        for col, image in enumerate(images):
-            sheet.paste(image, (col * 160, row * 160))
-    buffer = io.BytesIO()
-    sheet.save(buffer, "JPEG", quality=85)
-    path.write_bytes(buffer.getvalue())

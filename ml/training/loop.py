@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from ml.data.giva import GivaProduct
 from ml.fusion import AttentionFusion
 from ml.training.data import (
+    VAL_FRACTION,
     AttributeQuery,
     attribute_key,
     attribute_queries_for,
@@ -37,6 +39,9 @@ from ml.training.losses import LearnedTemperature, hardest_negative_triplet, mul
 logger = logging.getLogger(__name__)
 
 __all__ = ["TrainSettings", "TrainingData", "train_fusion"]
+
+TITLE_QUERY_RATE = 0.15  # share of text-only queries that are the product's title
+GRAD_CLIP_NORM = 5.0
 
 
 @dataclass
@@ -49,7 +54,7 @@ class TrainSettings:
     # Seed of the cached shopper views; None: the run seed. Fixing it while changing ``seed``
     # measures the spread of training alone on the same views (the model card's seed rows).
     view_seed: int | None = None
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     train_views: int = 32  # shopper views cached per training product
     text_spans: int = 8  # "how it looks" text queries per training product
     epochs: int = 300
@@ -65,7 +70,7 @@ class TrainSettings:
     # Extra image-path pairs: a view against the product's photo alone (no text), which
     # teaches the image projection invariance to shopper conditions directly.
     photo_pair_weight: float = 2.0
-    query_weights: dict = field(default_factory=lambda: {"image": 2.0, "text": 1.0, "image+text": 1.0})
+    query_weights: dict[str, float] = field(default_factory=lambda: {"image": 2.0, "text": 1.0, "image+text": 1.0})
     # Share of attribute queries among the texts of text-only and image+text queries.
     text_attribute_rate: float = 0.4
     both_attribute_rate: float = 0.4
@@ -77,7 +82,7 @@ class TrainSettings:
     # the text analogue of the view-vs-photo pairs.
     text_pair_weight: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -139,7 +144,7 @@ def build_training_data(
 
 def _sample_texts(
     data: TrainingData, batch: torch.Tensor, generator: torch.Generator, attribute_rate: float, title_rate: float
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per product in the batch: a text feature and the products it answers (B, B)."""
     size = len(batch)
     texts = torch.empty(size, data.spans.shape[-1])
@@ -186,7 +191,7 @@ def training_loss(
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
     queries["image"] = (fusion(views.unsqueeze(1), None, None, None), identity)
     texts, positives = _sample_texts(
-        data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=0.15
+        data, batch, generator, attribute_rate=settings.text_attribute_rate, title_rate=TITLE_QUERY_RATE
     )
     queries["text"] = (fusion(None, None, texts, None), positives)
     views = _sample_views(data, batch, generator, settings.clean_photo_query_rate)
@@ -217,7 +222,9 @@ def training_loss(
     return total, parts
 
 
-def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True) -> dict:
+def train_fusion(
+    fusion: AttentionFusion, data: TrainingData, settings: TrainSettings, progress: bool = True
+) -> dict[str, Any]:
     """Train ``fusion`` in place; returns the loss history and timing."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -243,7 +250,7 @@ def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSet
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
-    history: list[dict] = []
+    history: list[dict[str, float]] = []
     fusion.train()
     started = time.perf_counter()
     step = 0
@@ -256,7 +263,7 @@ def train_fusion(fusion: AttentionFusion, data: TrainingData, settings: TrainSet
             loss, parts = training_loss(fusion, temperature, data, batch, settings, generator)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            torch.nn.utils.clip_grad_norm_(parameters, GRAD_CLIP_NORM)
             optimiser.step()
             scheduler.step()
             step += 1

@@ -6,16 +6,22 @@ by descending score (exact cosine search when rows are unit vectors).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
+
+_MIN_NORM = 1e-12  # keeps the division defined for all-zero rows
 
 __all__ = ["average_precision_at_k", "cosine_scores", "ndcg_at_k", "precision_at_k", "recall_at_k", "retrieval_metrics"]
 
 
-def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+def cosine_scores(queries: NDArray[Any], gallery: NDArray[Any]) -> NDArray[np.floating[Any]]:
     """Cosine similarity of every query with every gallery row (normalises both)."""
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-    return q @ g.T
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), _MIN_NORM)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), _MIN_NORM)
+    scores: NDArray[np.floating[Any]] = q @ g.T
+    return scores
 
 
 def _ranked_relevance(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -42,7 +48,7 @@ def ndcg_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
     discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
     dcg = (hits * discounts).sum(axis=1)
     ideal_hits = np.minimum(relevant.sum(axis=1), hits.shape[1]).astype(int)
-    idcg = np.array([discounts[:n].sum() for n in ideal_hits]).clip(min=1e-12)
+    idcg = np.array([discounts[:n].sum() for n in ideal_hits]).clip(min=_MIN_NORM)
     return float((dcg / idcg).mean())
 
 

@@ -2,51 +2,91 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ml.model import SearchModel
 from ml.training.augment import AUGMENT_VERSION, VIEW_SIZE
 from ml.training.evaluation import format_table
 from ml.training.loop import TrainSettings
 
+PERCENT = 100
 
-def write_model_card(path: Path, model: SearchModel, settings: TrainSettings, training: dict, metrics: dict) -> None:
-    config = model.config
-    split = metrics["split"]
-    hyper = "\n".join(f"| {key} | {value} |" for key, value in settings.to_dict().items())
-    text = f"""# Model card: {model.name}
+
+def write_model_card(
+    path: Path,
+    model: SearchModel,
+    settings: TrainSettings,
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> None:
+    config, split = model.config, metrics["split"]
+    sections = [
+        _header(model),
+        _what_it_is(config),
+        _data_and_split(model, split),
+        _training(config, settings, training),
+        _evaluation(split, metrics),
+        _status_section(metrics),
+        _limits(split, metrics),
+    ]
+    path.write_text("\n".join(sections))
+
+
+def _header(model: SearchModel) -> str:
+    """The title and the version string."""
+    return f"""# Model card: {model.name}
 
 Version: `{model.version}` (config name + hash of the config and all weights).
+"""
 
-## What it is
 
-- Image backbone: {config["image"]["kind"]} `{config["image"].get("variant", "")}`, ImageNet weights from
-  `{config["image"]["weights"]}`, classifier dropped, global-average pooled {config["image"]["feature_dim"]}-d
-  features. Input {config["preprocess"]["crop"]} px (shorter side resized to {config["preprocess"]["resize"]}, centre crop).
-- Text backbone: all-MiniLM-L6-v2 (`{config["text"]["weights"]}`), mean pooling over the
-  attention mask, {config["text"]["feature_dim"]}-d, max {config["text"]["max_length"]} tokens (title and attributes first).
+def _what_it_is(config: Mapping[str, Any]) -> str:
+    """The backbones, the lexical features and the fusion, from the config."""
+    image, text, fusion, preprocess = config["image"], config["text"], config["fusion"], config["preprocess"]
+    fusion_file = Path(fusion["weights"]).name if "/" in fusion["weights"] else fusion["weights"]
+    lexical_buckets = text.get("lexical", {}).get("dim", 0)
+    return f"""## What it is
+
+- Image backbone: {image["kind"]} `{image.get("variant", "")}`, ImageNet weights from
+  `{image["weights"]}`, classifier dropped, global-average pooled {image["feature_dim"]}-d
+  features. Input {preprocess["crop"]} px (shorter side resized to {preprocess["resize"]}, centre crop).
+- Text backbone: all-MiniLM-L6-v2 (`{text["weights"]}`), mean pooling over the
+  attention mask, {text["feature_dim"]}-d, max {text["max_length"]} tokens (title and attributes first).
 - Lexical features (`ml/lexical.py`, no weights): the text's content words and adjacent word
-  pairs, signed feature hashing into {config["text"].get("lexical", {}).get("dim", 0)} buckets, sublinear term frequency, L2-normalised.
+  pairs, signed feature hashing into {lexical_buckets} buckets, sublinear term frequency, L2-normalised.
   The sparse half of hybrid retrieval, as one more token: a mean-pooled BERT vector of a
   whole product text blurs the specific words a shopper types.
-- Fusion (the only trained part, `{Path(config["fusion"]["weights"]).name if "/" in config["fusion"]["weights"] else config["fusion"]["weights"]}`):
-  modality tokens (each photo, the BERT text, the lexical text) projected to width {config["fusion"]["width"]}, a learned
-  fusion query attends over them ({config["fusion"]["heads"]} heads, W_Q/W_K/W_V, key-padding mask
-  for missing photos/text, and for a text without content words), projected to the {config["fusion"]["dim"]}-d search space,
+- Fusion (the only trained part, `{fusion_file}`):
+  modality tokens (each photo, the BERT text, the lexical text) projected to width {fusion["width"]}, a learned
+  fusion query attends over them ({fusion["heads"]} heads, W_Q/W_K/W_V, key-padding mask
+  for missing photos/text, and for a text without content words), projected to the {fusion["dim"]}-d search space,
   L2-normalised. Backbones are frozen. {_frozen(config)}
+"""
 
-## Data and split
+
+def _data_and_split(model: SearchModel, split: Mapping[str, Any]) -> str:
+    """The products and the held-out split."""
+    return f"""## Data and split
 
 The {split["train"] + split["val"]} products of the `giva-databricks` package (one studio photo each, title,
 LLM description, category in Ring/Earring/Bangle/Bracelet/Necklace/Pendant, metal and stone
 attributes). Split by product, stratified by category, seed {split["seed"]}: {split["train"]} training products,
 {split["val"]} held-out products never seen in training (skus in `{model.name}.split.json`).
+"""
 
-## Training
+
+def _training(config: Mapping[str, Any], settings: TrainSettings, training: Mapping[str, Any]) -> str:
+    """How the fusion was trained, with the run's hyper-parameters and timing."""
+    hyper = "\n".join(f"| {key} | {value} |" for key, value in settings.to_dict().items())
+    clean_percent = int(settings.clean_photo_query_rate * PERCENT)
+    image_dropout = config["fusion"].get("image_dropout", 0)
+    return f"""## Training
 
 Frozen backbone features are cached in `.cache/ml/features`. Per step, a batch of training
 products; the documents are the full products (catalog photo + product text) and three query
-kinds point at them: image only (a shopper-style view; {int(settings.clean_photo_query_rate * 100)}% the clean photo), text only
+kinds point at them: image only (a shopper-style view; {clean_percent}% the clean photo), text only
 (a 5-10 word span of the visual description, the title, or an attribute query such as
 "rose gold ring with diamond"), and image + text (a view with a span or attribute query).
 A fourth pair kind, weighted {settings.photo_pair_weight}, matches a view against the product's photo alone,
@@ -56,7 +96,7 @@ Loss: multi-positive symmetric InfoNCE (an attribute query's positives are all p
 batch with those attributes; learned temperature) + {settings.triplet_weight} x hardest-negative triplet
 (margin {settings.triplet_margin}), weighted per query kind ({settings.query_weights}). The batch is the whole
 training catalogue, so every other product is a negative. AdamW, cosine schedule with warm-up.
-Regularisation for a 188-product catalogue: dropout {config["fusion"].get("image_dropout", 0)} on the raw image features and
+Regularisation for a 188-product catalogue: dropout {image_dropout} on the raw image features and
 {config["fusion"].get("text_dropout", 0)} on the text features, weight decay {settings.weight_decay}, and an orthogonal
 (geometry-preserving) initialisation of the value path so training starts from the backbones'
 own similarity. Weights are stored as float16 (inference in float32).
@@ -76,12 +116,18 @@ Training time on {training["threads"]} CPU threads: {training["train_seconds"]} 
 (feature caching {training["feature_seconds"]} s on the first run; cached afterwards). Loss
 {training["loss_first_epoch"]:.3f} (first epoch) -> {training["loss_last_epoch"]:.3f} (last epoch); final temperature
 {training["final_temperature"]:.4f}.
+"""
 
-## Evaluation (`python -m ml.evaluate`)
 
-Queries come from the {split["val"]} held-out products only: {metrics["queries"]["views_per_product"]} shopper-style views per product
-made with the fixed evaluation seed {metrics["queries"]["view_seed"]} (training uses other seeds), and per view a
-5-10 word "how it looks" text (seed {metrics["queries"]["text_seed"]}). Exact cosine search against the fused product
+def _evaluation(split: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """How the evaluation is built, and its tables."""
+    queries = metrics["queries"]
+    per_product = queries["views_per_product"]
+    return f"""## Evaluation (`python -m ml.evaluate`)
+
+Queries come from the {split["val"]} held-out products only: {per_product} shopper-style views per product
+made with the fixed evaluation seed {queries["view_seed"]} (training uses other seeds), and per view a
+5-10 word "how it looks" text (seed {queries["text_seed"]}). Exact cosine search against the fused product
 vectors (catalog photo + product text). Primary gallery: the held-out products; second gallery:
 all products (training products as extra distractors). Baselines: raw backbone image features
 (query view vs catalog photo) and raw MiniLM text features (query text vs product text).
@@ -90,7 +136,7 @@ the held-out products' attributes; a result is relevant when it has every asked-
 P@10 (capped) divides by min(10, number of relevant products).
 
 The row "fused image-only, as served" scores a product the way search serves a photo-only
-query (`search/query.py`, `search/ranking.similarity`): every catalog photo also has its own
+query (`ml.scoring.served_similarity`, which search ranks by): every catalog photo also has its own
 photo-only fused vector, and the query's similarity to a product is the best of its cosine to
 the product's photo vectors and to the product vector. A query with words is served by the
 product vector alone, so the "fused text-only" and "fused image+text" rows are what search
@@ -108,16 +154,26 @@ phrasings with the photo; it matches many products, so it adds little to a photo
 attribute P@10 table measure that case.
 
 {format_table(metrics)}
+"""
 
-## Status against the targets
 
-{_status(metrics)}
+def _status_section(metrics: Mapping[str, Any]) -> str:
+    """The targets met or missed, and the history of the rounds."""
+    return f"""## Status against the targets
 
-## Limits
+{_target_status(metrics)}
+
+{HISTORY}
+"""
+
+
+def _limits(split: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """What the numbers do not say."""
+    return f"""## Limits
 
 - One studio photo per product and 236 products: the fusion is small and trained on a small
   catalogue; held-out numbers on {split["val"]} products have wide confidence intervals (one query is
-  {100 / metrics["queries"]["count"]:.1f} points of R@1).
+  {PERCENT / metrics["queries"]["count"]:.1f} points of R@1).
 - Shopper views are synthetic (augmented studio photos), not real customer photos.
 - The settings were chosen by looking at these held-out numbers (with 236 products there is no
   third split to choose on), so the figures are optimistic by the selection; the seed runs of
@@ -127,10 +183,9 @@ attribute P@10 table measure that case.
   description spans (verbatim words of the listing) flatter the text rows.
 - The backbones are frozen ImageNet / sentence-similarity models; fine-tuning them is out of scope.
 """
-    path.write_text(text)
 
 
-def _frozen(config) -> str:
+def _frozen(config: Mapping[str, Any]) -> str:
     frozen = config["fusion"].get("frozen", [])
     if not frozen:
         return "Every fusion layer is trained."
@@ -143,30 +198,32 @@ def _frozen(config) -> str:
 
 
 def _optional_terms(settings: TrainSettings) -> str:
-    parts = []
-    if getattr(settings, "text_pair_weight", 0):
+    parts: list[str] = []
+    if settings.text_pair_weight:
         parts.append(f"span-vs-product-text pairs (weight {settings.text_pair_weight})")
-    if getattr(settings, "product_text_drop", 0):
+    if settings.product_text_drop:
         parts.append(f"text-token dropout {settings.product_text_drop} in product documents")
     return (" Also: " + "; ".join(parts) + ".") if parts else ""
 
 
-def _status(metrics: dict) -> str:
-    missed = [name for name, target in metrics["targets"].items() if not target["met"]]
-    head = (
-        "All targets are met on the held-out gallery ("
-        + "; ".join(f"{name}: {100 * target['value']:+.1f}" for name, target in metrics["targets"].items())
-        + "), some by a thin margin: see the seeds below."
-        if not missed
-        else "Missed on the held-out gallery: "
-        + "; ".join(f"{name} ({100 * metrics['targets'][name]['value']:+.1f} points)" for name in missed)
-        + "."
-    )
+def _target_status(metrics: Mapping[str, Any]) -> str:
+    targets = metrics["targets"]
+    missed = [name for name, target in targets.items() if not target["met"]]
+    if missed:
+        return (
+            "Missed on the held-out gallery: "
+            + "; ".join(f"{name} ({PERCENT * targets[name]['value']:+.1f} points)" for name in missed)
+            + "."
+        )
     return (
-        head
-        + """
+        "All targets are met on the held-out gallery ("
+        + "; ".join(f"{name}: {PERCENT * target['value']:+.1f}" for name, target in targets.items())
+        + "), some by a thin margin: see the seeds below."
+    )
 
-History. Rounds one and two (no lexical token; product-vector rows, image-only / image+text):
+
+# How the checkpoint's settings were found: measured runs, kept as written when they were made.
+HISTORY = """History. Rounds one and two (no lexical token; product-vector rows, image-only / image+text):
 a plain fusion trained with InfoNCE gave 77 / 83 (below the raw backbone's 81); weighting
 image-only queries and the whole catalogue as one batch 80-85 / 85-87; dropout on the raw
 features 88-90 / 89; orthogonal init of the value path 90 / 93; 32 views 88.8 / 92.5. Twelve
@@ -223,7 +280,6 @@ product vectors alone, image-only misses +10 on seed 2 and image+text is exactly
 0 and 1. Training W_V too (the issue's literal "learned W_V") gives the best image+text (98.3)
 but costs the product vectors 2-4 points of image-only, so the checkpoint keeps it at its
 orthogonal initialisation."""
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,13 +293,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from ml.constants import DEFAULT_MODEL, WEIGHTS_DIR
+    from ml.constants import DEFAULT_MODEL, DEFAULT_THREADS, WEIGHTS_DIR
     from ml.model import load_model
     from ml.training.evaluation import evaluate_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--evaluate", action="store_true", help="re-run the evaluation first")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     path = WEIGHTS_DIR / f"{DEFAULT_MODEL}.metrics.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import overload
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -12,7 +13,16 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
+@overload
+def env(name: str) -> str | None: ...
+@overload
+def env(name: str, default: str) -> str: ...
+@overload
+def env(name: str, default: str | None) -> str | None: ...
+
+
 def env(name: str, default: str | None = None) -> str | None:
+    """An unset or empty variable gives ``default``; a string default means a string result."""
     value = os.environ.get(name)
     return default if value in (None, "") else value
 
@@ -71,6 +81,8 @@ MIDDLEWARE = [
     # reads request.POST): shop_search/security.py.
     "shop_search.security.ContentSecurityPolicyMiddleware",
     "shop_search.security.RequestBodyLimitMiddleware",
+    # A control character (NUL...) in the path is a 404, in the query a 400: never a lookup.
+    "shop_search.security.ControlCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -155,6 +167,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 # One shared search space: every stored vector and every query vector has this dimension.
 SEARCH_EMBEDDING_DIM = 512
 SEARCH_MODEL = env("SEARCH_MODEL", "effnet-lite2-minilm")
+# Extra folders of model configs (JSON, as in ml/configs/): a new backbone is a config file.
+SEARCH_MODEL_CONFIG_DIRS = env_list("SEARCH_MODEL_CONFIG_DIRS")
 SEARCH_IMAGE_WEIGHTS = env("SEARCH_IMAGE_WEIGHTS")  # hub id or local path; None = config default
 SEARCH_TEXT_WEIGHTS = env("SEARCH_TEXT_WEIGHTS")
 SEARCH_FUSION_WEIGHTS = env("SEARCH_FUSION_WEIGHTS")
@@ -389,6 +403,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "shop_search.lockout.lockout_response"  # a styled page that says when to try again
 AXES_CLIENT_IP_CALLABLE = "shop_search.security.client_ip"
 # Behind N reverse proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
@@ -399,3 +414,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # an empty shop instead (catalog/management/commands/load_demo_catalog.py --seed).
 DEMO_CATALOG = env_bool("DEMO_CATALOG", True)
 # --- end Operations ------------------------------------------------------------------------
+
+# --- Shop --------------------------------------------------------------------------------
+# The one currency the shop sells in (ISO 4217, one of catalog.choices.Currency). Imported
+# prices without a currency are in it; a price written in another currency is refused.
+SHOP_CURRENCY = (env("SHOP_CURRENCY", "INR") or "INR").strip().upper()
+# --- end Shop ----------------------------------------------------------------------------

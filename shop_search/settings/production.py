@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *
 from .base import env, env_bool, env_int
 
-SECRET_KEY = env("SECRET_KEY")
+SECRET_KEY = env("SECRET_KEY", "")  # unset or empty: refused just below
 if not SECRET_KEY or SECRET_KEY.startswith("dev-only"):
     raise ImproperlyConfigured("Set SECRET_KEY in the environment (50+ random characters).")
 DEBUG = False

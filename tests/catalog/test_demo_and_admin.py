@@ -35,6 +35,10 @@ def test_demo_catalog_loads_real_products_and_is_idempotent():
     assert ring.price > 0
     assert ring.images.count() == 1
     assert Product.objects.filter(metal="rose_gold").exists()
+    assert Product.objects.filter(title="Mama’s Treasure Diamond Pendant").exists()
+    assert Product.objects.get(sku="BL00832-SSS300").metal == "silver"  # "Gold Plated 925 Silver"
+    assert Product.objects.filter(stock=0).exists()
+    assert Product.objects.filter(stock__gt=1).exists()
     out = StringIO()
     call_command("load_demo_catalog", stdout=out, verbosity=0)
     assert "created 0, updated 0, unchanged 236" in out.getvalue()
@@ -47,7 +51,7 @@ def test_admin_product_list_shows_thumbnails_prices_and_index_state(admin_client
     assert response.status_code == 200
     assert '<img src="/media/products/' in html
     assert "RING-1" in html
-    assert "INR 1,000.00" in html
+    assert "INR 1,000<" in html  # no ".00": decimals only where there are paise
     assert "pending" in html
     thumb = "/media/products/" + html.split('<img src="/media/products/', 1)[1].split('"', 1)[0]
     assert admin_client.get(thumb).status_code == 200
@@ -150,3 +154,31 @@ def test_production_settings_pass_check_deploy():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_admin_index_column_and_filter_read_indexed_pending_or_failed_with_the_reason(admin_client):
+    from catalog.models import ProductImage
+
+    indexed = ProductFactory(sku="DONE-1", photos=[1])
+    ProductFactory(sku="WAIT-1", photos=[2])
+    failed = ProductFactory(sku="FAIL-1", photos=[3])
+    Product.objects.filter(pk__in=[indexed.pk, failed.pk]).update(embedding_dirty=False)
+    ProductImage.objects.filter(product__in=[indexed, failed]).update(embedding_dirty=False)
+    ProductImage.objects.filter(product=failed).update(embedding_error="OSError: missing file")
+
+    def column(html: str, sku: str) -> str:
+        row = html.split(f">{sku}</a>", 1)[1].split("</tr>", 1)[0]
+        return row.split('class="field-index_badge">', 1)[1].split("</td>", 1)[0]
+
+    html = admin_client.get("/admin/catalog/product/").content.decode()
+    assert ">indexed</span>" in column(html, "DONE-1")
+    assert ">pending</span>" in column(html, "WAIT-1")
+    assert ">failed (photo 0: OSError: missing file)</span>" in column(html, "FAIL-1")
+    assert "embedding dirty" not in html.lower()
+    for state, sku in [("indexed", "DONE-1"), ("pending", "WAIT-1"), ("failed", "FAIL-1")]:
+        html = admin_client.get(f"/admin/catalog/product/?index={state}").content.decode()
+        assert [s for s in ("DONE-1", "WAIT-1", "FAIL-1") if f">{s}</a>" in html] == [sku], state
+    form = admin_client.get(f"/admin/catalog/product/{indexed.pk}/change/").content.decode()
+    assert ">indexed</span>" in form
+    assert "Embedding dirty" not in form
+    assert "/static/css/admin-catalog.css" in form

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from catalog.importing import import_catalog_csv
 from catalog.models import Category, Product, ProductImage
 from tests.conftest import make_photo
 
@@ -166,3 +167,94 @@ def test_image_path_outside_images_root_is_refused(tmp_path, images_root):
     )
     assert "failed 1" in out
     assert "outside --images-root" in err
+
+
+def test_rows_without_a_price_import_as_price_on_request(tmp_path, images_root):
+    csv_path = write_catalog(
+        tmp_path,
+        [
+            ["POR-1", "High jewelry necklace", "", "Necklace", "platinum", "", "diamond", "", "rings/r0.jpg"],
+            ["POR-2", "Tiara", "", "Necklace", "18k gold", "", "", "Price on request", "rings/r1.jpg"],
+        ],
+    )
+    summary = import_catalog_csv(csv_path, images_root)
+    assert (summary.created, summary.failed) == (2, [])
+    assert list(Product.objects.order_by("sku").values_list("price", flat=True)) == [None, None]
+    assert import_catalog_csv(csv_path, images_root).unchanged == 2
+
+
+@pytest.mark.parametrize(
+    ("written", "shop_currency", "price"),
+    [
+        ("₹37,555", "INR", Decimal("37555")),
+        ("37555 INR", "INR", Decimal("37555")),
+        ("$1,200.00", "USD", Decimal("1200")),
+        ("13.144.000 ₫", "VND", Decimal("13144000")),
+        ("31052000 VND", "VND", Decimal("31052000")),
+        ("1.299,50 €", "EUR", Decimal("1299.50")),
+        ("13293000", "VND", Decimal("13293000")),
+    ],
+)
+def test_prices_written_with_the_shops_currency_import(tmp_path, images_root, settings, written, shop_currency, price):
+    settings.SHOP_CURRENCY = shop_currency
+    csv_path = write_catalog(tmp_path, [["P-1", "Ring", "", "Ring", "gold", "", "", written, "rings/r0.jpg"]])
+    summary = import_catalog_csv(csv_path, images_root)
+    assert summary.failed == []
+    product = Product.objects.get(sku="P-1")
+    assert (product.price, product.currency) == (price, shop_currency)
+
+
+def test_a_price_in_another_currency_is_refused_with_its_line(tmp_path, images_root, settings):
+    settings.SHOP_CURRENCY = "VND"
+    csv_path = write_catalog(
+        tmp_path,
+        [
+            ["VN-1", "Nhẫn vàng", "", "Ring", "gold", "", "", "13.144.000 ₫", "rings/r0.jpg"],
+            ["IN-1", "Gold ring", "", "Ring", "gold", "", "", "37555 INR", "rings/r1.jpg"],
+            ["IN-2", "Gold ring", "", "Ring", "gold", "", "", "₹37,555", "rings/r2.jpg"],
+        ],
+    )
+    summary = import_catalog_csv(csv_path, images_root)
+    assert summary.created == 1
+    assert [(line, sku) for line, sku, _ in summary.failed] == [(3, "IN-1"), (4, "IN-2")]
+    assert all("is in INR; this shop sells in VND" in reason for _, _, reason in summary.failed)
+    assert list(Product.objects.values_list("sku", flat=True)) == ["VN-1"]
+
+
+def test_titles_and_descriptions_in_other_scripts_import_untouched(tmp_path, images_root, settings):
+    settings.SHOP_CURRENCY = "VND"
+    vietnamese = "Mặt dây chuyền Vàng trắng 14K đính ngọc trai Akoya PNJ"
+    hindi = "सोने की अंगूठी, हीरे के साथ"
+    description = "Thương hiệu: PNJ; Giới tính: Nữ; Loại đá chính: Akoya Pearl — हाथ से बना"
+    csv_path = write_catalog(
+        tmp_path,
+        [
+            [
+                "PNJ-1",
+                vietnamese,
+                description,
+                "Mặt dây chuyền",
+                "14k gold",
+                "white",
+                "pearl, cubic zirconia",
+                "9522000",
+                "rings/r0.jpg",
+            ],
+            ["HI-1", hindi, "", "अंगूठी", "22k gold", "", "", "", "rings/r1.jpg"],
+            ["HI-2", "सोने का हार", "", "हार", "22k gold", "", "", "", "rings/r2.jpg"],
+            ["VN-2", "Dây cổ vàng", "", "Dây cổ", "18k gold", "", "", "", "rings/r3.jpg"],
+        ],
+    )
+    assert import_catalog_csv(csv_path, images_root).failed == []
+    pendant, ring = Product.objects.get(sku="PNJ-1"), Product.objects.get(sku="HI-1")
+    assert (pendant.title, pendant.description, pendant.category.name) == (vietnamese, description, "Mặt dây chuyền")
+    assert (ring.title, ring.category.name) == (hindi, "अंगूठी")
+    # Each category keeps its own name; slugs stay ASCII for URLs and the API's filter.
+    assert dict(Category.objects.values_list("name", "slug")) == {
+        "Mặt dây chuyền": "mat-day-chuyen",
+        "अंगूठी": "category",
+        "हार": "category-2",
+        "Dây cổ": "day-co",
+    }
+    assert pendant.metal == "white_gold"
+    assert (pendant.gemstone, pendant.gemstone_text) == ("pearl", "pearl, cubic zirconia")  # the main stone first

@@ -7,10 +7,10 @@ from django.db import connection
 
 from catalog.choices import gemstone_from_text, metal_from_text
 from catalog.models import Product, ProductImage
-from catalog.services import ProductData, add_product_image_bytes, parse_price, upsert_product
+from catalog.services import ProductData, parse_price, upsert_product
 from catalog.uploads import UploadError
 from tests.conftest import make_photo
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, add_product_image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -111,13 +111,48 @@ def test_free_text_gemstone_maps_onto_choices(text, expected):
         ("1,299.50", Decimal("1299.50"), None),
         ("INR 450", Decimal("450.00"), "INR"),
         ("12 EUR", Decimal("12.00"), "EUR"),
+        ("₹37,555", Decimal("37555.00"), "INR"),
+        ("$1,200.00", Decimal("1200.00"), "USD"),
+        ("13.144.000 ₫", Decimal("13144000.00"), "VND"),
+        ("31052000 VND", Decimal("31052000.00"), "VND"),
+        ("37555 INR", Decimal("37555.00"), "INR"),
+        ("1.299,50 €", Decimal("1299.50"), "EUR"),
+        ("1 299,50 €", Decimal("1299.50"), "EUR"),
+        ("649.000đ", Decimal("649000.00"), "VND"),
+        ("Rs. 1,23,456/-", Decimal("123456.00"), "INR"),
+        ("12,5", Decimal("12.50"), None),
+        ("0.500", Decimal("0.50"), None),
+        ("£ 99", Decimal("99.00"), "GBP"),
     ],
 )
-def test_prices_parse_with_optional_currency(text, price, currency):
+def test_prices_written_with_a_currency_or_separators_parse(text, price, currency):
     assert parse_price(text) == (price, currency)
 
 
-@pytest.mark.parametrize("text", ["cheap", "-5", "NaN", "1e20", ""])
-def test_bad_prices_are_refused(text):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("text", ["", "  ", "Price on request", "on request", "POA"])
+def test_no_price_means_price_on_request(text):
+    assert parse_price(text) == (None, None)
+
+
+def test_a_bare_dollar_is_the_shops_own_dollar():
+    assert parse_price("$1,200", shop_currency="AUD") == (Decimal("1200.00"), "AUD")
+    assert parse_price("$1,200", shop_currency="INR") == (Decimal("1200.00"), "USD")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("cheap", "not a number"),
+        ("-5", "zero or more"),
+        ("NaN", "not a number"),
+        ("1e20", "not a number"),
+        ("1,2,3", "digit groups"),
+        ("1.2345", "more than two decimals"),
+        ("€12 USD", "two currencies"),
+        ("100 CHF", "CHF is not a currency"),
+        ("12345678901", "too large"),
+    ],
+)
+def test_bad_prices_are_refused_with_a_reason(text, reason):
+    with pytest.raises(ValueError, match=reason):
         parse_price(text)

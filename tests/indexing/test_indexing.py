@@ -15,13 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Product, ProductImage
-from catalog.services import add_product_image_bytes, mark_products_for_reembedding
+from catalog.services import mark_products_for_reembedding
 from indexing import dispatch, services, tasks
 from indexing.engine import load_search_model, model_for_version, register_version
 from indexing.models import ImageEmbedding, ProductEmbedding
 from indexing.services import index_catalog, index_status
 from tests.conftest import make_photo
-from tests.factories import CategoryFactory, ProductFactory
+from tests.factories import CategoryFactory, ProductFactory, add_product_image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -293,9 +293,13 @@ def test_saving_a_product_and_its_photos_in_one_transaction_sends_one_task(
 
 
 def test_nothing_is_sent_for_a_transaction_that_rolls_back(version, sent_tasks, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
-        ProductFactory(photos=[1])
-        raise RuntimeError("import row failed")
+    def import_row_that_fails() -> None:
+        with transaction.atomic():
+            ProductFactory(photos=[1])
+            raise RuntimeError("import row failed")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError, match="import row failed"):
+        import_row_that_fails()
     assert sent_tasks == []
 
 
@@ -494,4 +498,4 @@ def test_transient_errors_are_retried_and_then_succeed(version, monkeypatch):
 
 
 def test_the_task_name_dispatch_sends_is_the_registered_index_task():
-    assert dispatch.INDEX_TASK == tasks.index_catalog_task.name
+    assert tasks.index_catalog_task.name == dispatch.INDEX_TASK

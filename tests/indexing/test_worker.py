@@ -212,7 +212,7 @@ def test_with_redis_stopped_a_save_succeeds_and_the_sweep_indexes_it_once_redis_
             product = ProductFactory(
                 sku="DURING-OUTAGE", category=CategoryFactory(name="Ring"), photos=[]
             )  # saved while the broker is down
-            from catalog.services import add_product_image_bytes
+            from tests.factories import add_product_image_bytes
 
             add_product_image_bytes(product, photo)
             time.sleep(3)

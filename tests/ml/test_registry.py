@@ -26,14 +26,14 @@ def test_unknown_model_name_raises_model_load_error():
 
 def test_missing_weights_file_raises_model_load_error_naming_it(tmp_path):
     missing = tmp_path / "nope.fusion.pt"
-    with pytest.raises(ModelLoadError, match="nope.fusion.pt"):
+    with pytest.raises(ModelLoadError, match=r"nope\.fusion\.pt"):
         load_model("tiny-test", fusion_weights=missing)
 
 
 def test_corrupt_fusion_checkpoint_raises_model_load_error_naming_it(tmp_path):
     corrupt = tmp_path / "corrupt.fusion.pt"
     corrupt.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
-    with pytest.raises(ModelLoadError, match="corrupt.fusion.pt"):
+    with pytest.raises(ModelLoadError, match=r"corrupt\.fusion\.pt"):
         load_model("tiny-test", fusion_weights=corrupt)
 
 

@@ -84,7 +84,7 @@ def test_converter_drops_the_classifier_and_accepts_data_parallel_prefixes():
 
 
 def test_converter_rejects_keys_of_another_architecture():
-    with pytest.raises(ModelLoadError, match="classifier.weight"):
+    with pytest.raises(ModelLoadError, match=r"classifier\.weight"):
         convert_torchvision_resnet50({"classifier.weight": torch.zeros(1)})
 
 

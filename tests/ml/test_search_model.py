@@ -66,9 +66,9 @@ def test_query_text_only_and_image_only_match_encode_text_and_encode_image(tiny_
 
 
 def test_query_without_image_or_text_is_rejected(tiny_model):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs an image or a text"):
         tiny_model.encode_query(text="   ")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="neither image nor text"):
         tiny_model.fuse([FusionInput()])
 
 

@@ -152,3 +152,27 @@ def test_catalog_is_read_only(api_client, catalog):
 
 def _database_down(execute, sql, params, many, context):
     raise OperationalError("the database system is shutting down")
+
+
+def test_a_product_with_no_price_answers_null_and_price_filters_leave_it_out(api_client, catalog):
+    from indexing.services import index_catalog
+    from tests.factories import ProductFactory
+
+    tiara = ProductFactory(sku="RING-POR", title="Sapphire tiara ring", category=catalog["RING-1"].category, photos=[6])
+    tiara.price = None
+    tiara.save()
+    index_catalog([tiara.pk], [image.pk for image in tiara.images.all()])
+    listed = {p["sku"]: p for p in api_client.get(PRODUCTS_URL).json()["results"]}
+    assert listed["RING-POR"]["price"] is None
+    assert api_client.get(f"{PRODUCTS_URL}RING-POR/").json()["price"] is None
+    for params in ({"price_min": "0"}, {"price_max": "1000000"}):
+        skus = [p["sku"] for p in api_client.get(PRODUCTS_URL, params).json()["results"]]
+        assert "RING-POR" not in skus
+        assert "RING-1" in skus
+    found = api_client.post("/api/v1/search/", {"text": "sapphire ring", "k": 10}, format="json").json()["results"]
+    assert {r["sku"]: r["price"] for r in found}["RING-POR"] is None
+    filtered = api_client.post(
+        "/api/v1/search/", {"text": "sapphire ring", "price_min": "0", "k": 10}, format="json"
+    ).json()["results"]
+    assert "RING-POR" not in [r["sku"] for r in filtered]
+    assert "RING-1" in [r["sku"] for r in filtered]

@@ -80,6 +80,38 @@ def _jpeg_with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
     return jpeg[:2] + bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
+def _jpeg_junk_after_comment(jpeg: bytes) -> bytes:
+    """Like Pillow's `junk_jpeg_header.jpg`: text between segments, before the tables; the
+    decoder skips it."""
+    comment = b"CREATOR: gd-jpeg v1.0 (using IJG JPEG v62), quality = 60"
+    return jpeg[:2] + bytes([0xFF, 0xFE]) + struct.pack(">H", len(comment) + 2) + comment + b"hello" + jpeg[2:]
+
+
+def _jpeg_short_app14(jpeg: bytes) -> bytes:
+    """Like Pillow's `truncated_app14.jpg`: an Adobe APP14 segment whose length field says one
+    byte less than it holds (no room for the colour transform byte, which is left over)."""
+    adobe = b"Adobe" + b"\x00\x64" + b"\x40\x00" + b"\x00\x00"
+    return jpeg[:2] + bytes([0xFF, 0xEE]) + struct.pack(">H", len(adobe) + 2) + adobe + b"\x01" + jpeg[2:]
+
+
+def _jpeg_short_photoshop_app13(jpeg: bytes) -> bytes:
+    """Like Pillow's `photoshop-200dpi-broken.jpg`: a Photoshop APP13 (200 dpi resolution
+    resource) whose length was edited smaller, leaving the tail of it between segments."""
+    resolution = struct.pack(">IHHIHH", 200 << 16, 1, 1, 200 << 16, 1, 1)
+    resources = (
+        b"8BIM"
+        + struct.pack(">HHI", 0x03ED, 0, len(resolution))
+        + resolution
+        # the resource that is cut off: a print-flags block
+        + b"8BIM"
+        + struct.pack(">HHI", 0x0406, 0, 8)
+        + bytes([0, 0, 0, 7, 0, 4, 0, 1])
+    )
+    payload = b"Photoshop 3.0\x00" + resources
+    cut = 20
+    return jpeg[:2] + bytes([0xFF, 0xED]) + struct.pack(">H", len(payload) + 2 - cut) + payload + jpeg[2:]
+
+
 def _zip(names: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -146,6 +178,10 @@ def build_corpus(max_bytes: int, max_pixels: int) -> list[Sample]:
         Sample("jpeg-exif-rotated", "IMG_0001.JPG", _exif_rotated_jpeg(), 200, format="JPEG", size=(160, 120)),
         Sample("jpeg-mpo-phone", "portrait.jpg", _mpo(), 200, format="JPEG", size=(160, 120)),
         Sample("jpeg-zero-padding-after-end", "ring.jpg", jpeg + b"\x00" * 512, 200, format="JPEG"),
+        # the decoder skips bytes between segments; the whole photo must be stored, not a prefix
+        Sample("jpeg-junk-between-segments", "junk.jpg", _jpeg_junk_after_comment(jpeg), 200, format="JPEG"),
+        Sample("jpeg-short-app14", "adobe.jpg", _jpeg_short_app14(jpeg), 200, format="JPEG", size=(160, 120)),
+        Sample("jpeg-short-photoshop-app13", "ps.jpg", _jpeg_short_photoshop_app13(jpeg), 200, format="JPEG"),
         Sample("png-rgba", "ring.png", _save(_image(mode="RGBA"), "PNG"), 200, format="PNG"),
         Sample("png-16-bit-grey", "scan.png", _save(grey16, "PNG"), 200, format="PNG"),
         Sample("png-palette-transparency", "ring.png", _save(palette, "PNG"), 200, format="PNG"),

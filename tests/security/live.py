@@ -115,7 +115,8 @@ import django; django.setup()
 from decimal import Decimal
 from django.core.management import call_command
 from catalog.models import ProductImage
-from catalog.services import ProductData, add_product_image_bytes, upsert_product
+from catalog.services import ProductData, upsert_product
+from tests.factories import add_product_image_bytes
 from indexing.engine import active_version
 from indexing.services import index_catalog
 from tests.conftest import make_photo
@@ -180,31 +181,32 @@ class LiveStack:
     ) -> GunicornServer:
         port = free_port()
         log = self.folder / log_name
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "shop_search.wsgi:application",
-                "--config",
-                "python:shop_search.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--no-control-socket",
-            ],
-            cwd=ROOT,
-            env=self.env(**env),
-            stdout=open(log, "ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with open(log, "ab") as log_file:  # gunicorn holds its own copy of the file
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "shop_search.wsgi:application",
+                    "--config",
+                    "python:shop_search.gunicorn_conf",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--threads",
+                    str(threads),
+                    "--timeout",
+                    "60",
+                    "--graceful-timeout",
+                    "5",
+                    "--no-control-socket",
+                ],
+                cwd=ROOT,
+                env=self.env(**env),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         self.servers.append(process)
         server = GunicornServer(process, port, log)
         server.wait_ready()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import io
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ def text_of(response) -> str:
     return html.unescape(response.content.decode())
 
 
+def assert_stored_is_the_photo(original: bytes, stored: bytes) -> None:
+    """What is kept decodes whole, to the same pixels as the upload's (first) picture."""
+    from PIL import Image, ImageChops
+
+    with Image.open(io.BytesIO(original)) as full, Image.open(io.BytesIO(stored)) as kept:
+        kept.load()
+        assert kept.size == full.size
+        assert kept.mode == full.mode
+        if full.mode not in ("P", "PA"):
+            assert ImageChops.difference(kept.convert("RGBA"), full.convert("RGBA")).getbbox() is None
+
+
 def test_corpus_is_big_and_varied():
     assert len(CORPUS) >= 25
     assert len(set(IDS)) == len(IDS)
@@ -64,6 +77,7 @@ def test_gate_gives_each_file_its_verdict(sample: Sample):
         assert checked.sha256 == hashlib.sha256(checked.data).hexdigest()
         again = check_image_upload(checked.data)  # what is stored passes the gate again unchanged
         assert again.data == checked.data
+        assert_stored_is_the_photo(sample.data, checked.data)
     else:
         with pytest.raises(UploadError) as refused:
             check_image_upload(sample.data)
@@ -148,13 +162,14 @@ def test_admin_product_form_upload(admin_client, sample: Sample):
         image = ProductImage.objects.get(product=product)
         assert image.format == sample.format
         stored = Path(image.image.path)
-        assert (
-            stored.name
-            == f"{image.content_hash}.{ {'JPEG': 'jpg', 'PNG': 'png', 'WEBP': 'webp', 'GIF': 'gif', 'HEIF': 'heic'}[sample.format] }"
-        )
+        extension = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "HEIF": "heic"}[sample.format]
+        assert stored.name == f"{image.content_hash}.{extension}"
         assert (
             hashlib.sha256(stored.read_bytes()).hexdigest() == image.content_hash
         )  # what is stored is what was checked
+        assert_stored_is_the_photo(sample.data, stored.read_bytes())
+        checked = check_image_upload(sample.data)
+        assert (image.width, image.height) == (checked.width, checked.height)
         assert sample.filename not in str(stored)
     else:
         assert response.status_code == 200  # the form again, with the reason next to the photo
@@ -188,6 +203,7 @@ def test_csv_import_row(tmp_path, sample: Sample):
         image = ProductImage.objects.get(product__sku="CORPUS-1")
         assert image.format == sample.format
         assert hashlib.sha256(Path(image.image.path).read_bytes()).hexdigest() == image.content_hash
+        assert_stored_is_the_photo(sample.data, Path(image.image.path).read_bytes())
     else:
         assert summary.created == 1
         [(line, sku, reason)] = summary.failed
@@ -244,3 +260,18 @@ def test_api_search_upload(api_client, sample: Sample):
         assert body["error"]["code"] == sample.code
         assert sample.reason.lower() in body["error"]["message"].lower()
     assert catalog_snapshot() == before
+
+
+@pytest.mark.django_db
+def test_query_photo_the_encoder_cannot_read_is_a_400_not_a_500(client, redis_client, version):
+    """A photo kept by an earlier release (the gate then stored only a prefix of some JPEGs)."""
+    from django.core.cache import cache
+
+    from search.views import _photo_key
+    from tests.conftest import make_photo
+
+    ref = "ab" * 32
+    cache.set(_photo_key(ref), (make_photo(1)[:81], "image/jpeg"), 60)
+    response = client.get("/", {"image_ref": ref})
+    assert response.status_code == 400
+    assert "could not read your photo" in text_of(response)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow]
 EARLIER_LAYOUT = [("indexing", "zero"), ("partners", "zero")]
 POPULATE = """
 from catalog.models import Category, Product
-from catalog.services import add_product_image_bytes
+from tests.factories import add_product_image_bytes
 category = Category.objects.create(name="Ring", slug="ring")
 for n in range(3):
     product = Product.objects.create(sku=f"OLD-{n}", title=f"Old ring {n}", category=category, price=10 + n)
@@ -142,6 +142,7 @@ def test_a_database_of_the_earlier_layout_migrates_forward_with_every_row(layout
         "shell",
         "-c",
         "from partners.models import PartnerAPIKey; from indexing.models import ModelVersion, ProductEmbedding\n"
-        f"print(PartnerAPIKey.objects.is_valid({key!r}), ModelVersion.objects.get().state, ProductEmbedding.objects.count())",
+        f"print(PartnerAPIKey.objects.is_valid({key!r}), ModelVersion.objects.get().state,"
+        " ProductEmbedding.objects.count())",
     )
     assert out.split()[-3:] == ["True", "active", "3"]

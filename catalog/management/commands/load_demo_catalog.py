@@ -8,28 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from catalog.demo import demo_product_data
 from catalog.models import DemoCatalogSeed, Product
-from catalog.services import ProductData, sync_product_images, upsert_product
+from catalog.services import sync_product_images, upsert_product
 from catalog.signals import bulk_change
 from catalog.uploads import check_image_upload
 from ml.data.giva import GivaNotInstalled, load_products, product_image_bytes
-
-
-def demo_product_data(item) -> ProductData:
-    metal = " ".join(filter(None, [item.metal_type.replace("_", " "), item.material]))
-    return ProductData(
-        sku=item.sku,
-        title=item.title,
-        description=item.description,
-        category=item.category,
-        metal_text=metal,
-        metal_color=item.metal_color.replace("_", " "),
-        gemstone_text=" ".join(filter(None, [item.stone_shape, item.stone_color, item.stone_type]))
-        if item.stone_type
-        else "",
-        price=item.price_inr,
-        currency="INR",
-    )
 
 
 def start_seed() -> DemoCatalogSeed | str:
@@ -64,14 +48,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, limit: int | None = None, seed: bool = False, **options):
-        seed_row = None
+        seed_row: DemoCatalogSeed | None = None
         if seed:
-            seed_row = start_seed()
-            if isinstance(seed_row, str):
-                self.stdout.write(f"demo catalog: {seed_row}")
+            started = start_seed()
+            if isinstance(started, str):
+                self.stdout.write(f"demo catalog: {started}")
                 return
+            seed_row = started
         try:
-            items = load_products()[:limit]
+            items = list(load_products()[:limit])
         except GivaNotInstalled as exc:
             raise CommandError(str(exc)) from None
         if seed_row is not None:  # an interrupted seed resumes, creating only what is missing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -10,7 +11,9 @@ from django.utils import timezone
 from partners.choices import Scope
 from partners.models import PartnerAPIKey
 
-NAME_MAX_LENGTH = PartnerAPIKey._meta.get_field("name").max_length
+_name_max_length = PartnerAPIKey._meta.get_field("name").max_length
+assert _name_max_length is not None  # a CharField always has one
+NAME_MAX_LENGTH: int = _name_max_length
 
 
 class Command(BaseCommand):
@@ -34,9 +37,11 @@ class Command(BaseCommand):
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be positive.")
         expiry = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-        api_key, key = PartnerAPIKey.objects.create_key(
+        created, key = PartnerAPIKey.objects.create_key(
             name=name, scopes=sorted(set(scopes or Scope.values)), expiry_date=expiry
         )
+        # rest_framework_api_key types its manager's results as AbstractAPIKey; the row is ours.
+        api_key = cast(PartnerAPIKey, created)
         self.stderr.write(
             f"Created API key {api_key.name!r} (prefix {api_key.prefix}, scopes {', '.join(api_key.scopes)}"
             + (f", expires {expiry:%Y-%m-%d}" if expiry else "")
