@@ -11,6 +11,12 @@ metrics of `manage.py evaluate` (`search.evaluation`), three times:
 3. ONNX index, ONNX queries        (everything re-embedded with the fast backend)
 
 The adopted backend must move Recall@10 by less than 1 point in 2 and 3.
+
+Then words, side by side (issue 16): the attribute-phrase queries of the same catalogue
+(`manage.py make_attribute_queries`, clean and with one typo each) through the plain
+MiniLM baseline, dense only, full text only and the served hybrid: mAP@10 and P@10 of each
+(`quality.attributes[_typo].<method>.map10`). The out-of-domain set is measured with
+`manage.py evaluate` on an imported catalogue (docs/search-quality.md).
 """
 
 from __future__ import annotations
@@ -37,6 +43,22 @@ def _evaluate(k: int = 10) -> dict:
         "all": evaluation.compute_metrics(results),
         **{kind: row for kind, row in evaluation.metrics_by_kind(results).items()},
     }
+
+
+def _attribute_sets() -> dict:
+    """mAP@10 and P@10 of each retrieval method on the demo catalogue's attribute queries."""
+    from search import attribute_queries, evaluation
+
+    out_dir = EVAL_DIR / "attributes"
+    attribute_queries.write_sets(out_dir, attribute_queries.from_database())
+    results = {}
+    for name in ("attributes", "attributes-typo"):
+        items = evaluation.read_queries(out_dir / f"{name}.csv")
+        for method in evaluation.METHODS:
+            scores = evaluation.compute_metrics(evaluation.run_queries(items, 10, method=method))
+            key = f"quality.{name.replace('-', '_')}.{method}"
+            results[f"{key}.map10"], results[f"{key}.p10"] = scores["mAP@10"], scores["P@10"]
+    return results
 
 
 def _reindex() -> None:
@@ -102,6 +124,7 @@ def run(backend: str = "onnx", fusion_weights: str | None = None) -> dict:
         ),
         2,
     )
+    results.update(_attribute_sets())  # with the adopted backend, as served
     set_backend("eager")
     return results
 

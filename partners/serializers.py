@@ -289,12 +289,64 @@ class SearchResultSerializer(serializers.Serializer):
     url = AbsoluteURLField(source="product.get_absolute_url", help_text="The product's page in the shop.")
 
 
+FACETS_SCHEMA = {
+    "type": "object",
+    "description": "Per facet (category, metal, gemstone, price, in_stock): its values with the number of "
+    "products that selecting each leaves, the other filters applied. A price bucket's value is 'min-max'.",
+    "additionalProperties": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"value": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"}},
+            "required": ["value", "label", "count"],
+        },
+    },
+}
+
+
+class UnderstoodSerializer(serializers.Serializer):
+    """What the words were read as: each part boosts matching products (never a filter)."""
+
+    category = serializers.CharField(required=False, help_text="A category slug.")
+    metal = serializers.CharField(required=False, help_text="gold, silver or platinum.")
+    metal_color = serializers.CharField(required=False, help_text="yellow, white, rose or two-tone (gold).")
+    gemstone = serializers.CharField(required=False, help_text="A gemstone value; 'none' for plain / no stones.")
+    shape = serializers.CharField(required=False)
+    price_min = serializers.CharField(required=False)
+    price_max = serializers.CharField(required=False)
+    currency = serializers.CharField(required=False)
+
+
 class SearchResponseSerializer(serializers.Serializer):
     model_version = serializers.CharField(help_text="The model that produced the vectors compared.")
     took_ms = serializers.FloatField()
     strategy = serializers.CharField(help_text="How candidates were retrieved (hnsw, exact-filtered, ...).")
+    matched = serializers.BooleanField(
+        help_text="False when nothing in the catalogue matches the words (results are then empty)."
+    )
+    searched_for = serializers.CharField(
+        source="corrected_text",
+        allow_null=True,
+        help_text="The words searched when a typo was corrected ('showing results for ...'); null otherwise.",
+    )
+    understood = serializers.SerializerMethodField()
+    facets = serializers.SerializerMethodField()
+    total_matching = serializers.IntegerField(
+        allow_null=True, help_text="Products matching the query under the filters (results show the best k)."
+    )
     predicted_category = serializers.SerializerMethodField()
     results = SearchResultSerializer(many=True)
+
+    @extend_schema_field(UnderstoodSerializer)
+    def get_understood(self, response: SearchResponse) -> dict:
+        return response.understood.as_dict() if response.understood is not None else {}
+
+    @extend_schema_field(FACETS_SCHEMA)
+    def get_facets(self, response: SearchResponse) -> dict:
+        return {
+            name: [{key: value for key, value in item.items() if key in ("value", "label", "count")} for item in items]
+            for name, items in response.facets.items()
+        }
 
     @extend_schema_field(PredictedCategorySerializer(allow_null=True))
     def get_predicted_category(self, response: SearchResponse) -> dict | None:

@@ -59,12 +59,52 @@ def read_queries(csv_path: Path) -> list[EvalQuery]:
     return queries
 
 
+METHODS = ("baseline", "dense", "lexical", "hybrid")
+
+
+class MiniLMBaseline:
+    """The plain off-the-shelf text encoder: exact cosine between the query and each active
+    product's "title. description", both mean-pooled MiniLM (no fusion, no index, no words)."""
+
+    def __init__(self) -> None:
+        from catalog.models import Product
+        from indexing.engine import active_version, model_for_version
+
+        self.model = model_for_version(active_version())
+        rows = list(Product.objects.filter(is_active=True).values_list("sku", "title", "description"))
+        self.skus = [sku for sku, _, _ in rows]
+        self.vectors = self._encode([f"{title}. {description}" for _, title, description in rows])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.text_features(texts)[:, : self.model.bert_feature_dim]  # MiniLM, mean-pooled
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def ranked(self, text: str, k: int) -> list[str]:
+        scores = self.vectors @ self._encode([text])[0]
+        return [self.skus[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
 def run_queries(
-    queries: list[EvalQuery], k: int, *, exact: bool = False, progress: Callable[[int], None] | None = None
+    queries: list[EvalQuery],
+    k: int,
+    *,
+    exact: bool = False,
+    method: str = "hybrid",
+    progress: Callable[[int], None] | None = None,
 ) -> list[EvalResult]:
+    """Each query through the served search (`method` picks the side-by-side variant)."""
+    if method == "baseline":
+        baseline = MiniLMBaseline()
     results = []
     for query in queries:
-        response = search(SearchQuery(image=query.image, text=query.text, k=k, exact=exact))
+        if method == "baseline":
+            if query.image:
+                raise ValueError("the MiniLM baseline answers text queries only")
+            results.append(EvalResult(query, baseline.ranked(query.text, k)))
+            if progress:
+                progress(1)
+            continue
+        response = search(SearchQuery(image=query.image, text=query.text, k=k, exact=exact), method=method)
         ranked = [result.product.sku for result in response.results]
         thumbs = {
             result.product.sku: result.matched_image.image.url
@@ -177,3 +217,56 @@ def write_report(path: Path, results: list[EvalResult], scores: dict[str, float]
 
 def dump(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2))
+
+
+# Things a jewelry shop does not sell: the other side of the "matched" threshold.
+OFF_CATALOGUE_QUERIES = (
+    "laptop",
+    "iphone charger",
+    "running shoes",
+    "pizza",
+    "sofa cushion",
+    "car tyre",
+    "washing machine",
+    "python programming book",
+    "garden hose",
+    "coffee mug",
+    "winter jacket",
+    "usb cable",
+)
+
+
+def best_similarities(texts: list[str]) -> list[float]:
+    """The best exact cosine between each text's query vector and any active product."""
+    from django.db import connection
+
+    from indexing.engine import active_version
+    from indexing.vector_index import TABLES
+
+    from .query import _vector_literal, encode_query
+
+    version = active_version()
+    out = []
+    with connection.cursor() as cursor:
+        for text in texts:
+            cursor.execute(
+                f"SELECT max(1 - (e.embedding <=> %s::vector)) FROM {TABLES['product']} e "
+                "JOIN catalog_product p ON p.id = e.product_id "
+                f"WHERE p.is_active AND e.model_version_id = {int(version.pk)}",
+                [_vector_literal(encode_query(version, None, text))],
+            )
+            out.append(float(cursor.fetchone()[0] or -1.0))
+    return out
+
+
+def calibrate_match_threshold(queries: list[EvalQuery]) -> dict[str, float]:
+    """Where SEARCH_MATCH_MIN_SIMILARITY can sit: between the best similarity of off-catalogue
+    queries and that of the labelled queries (which all have relevant products)."""
+    wanted = best_similarities([q.text for q in queries if q.text and not q.image])
+    unwanted = best_similarities(list(OFF_CATALOGUE_QUERIES))
+    return {
+        "labelled_min": round(min(wanted), 4),
+        "labelled_p05": round(float(np.percentile(wanted, 5)), 4),
+        "off_catalogue_max": round(max(unwanted), 4),
+        "off_catalogue_mean": round(float(np.mean(unwanted)), 4),
+    }

@@ -32,7 +32,9 @@ from indexing.models import ModelVersion
 from indexing.vector_index import TABLES, capabilities
 from ml import scoring
 
-from . import ranking
+from . import facets as facet_counts
+from . import lexical, ranking
+from .understanding import Understood, Vocabulary, understand, words
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,9 @@ MAX_OVERFETCH = 20
 MAX_EF_SEARCH = 1000
 # Selectivity is never taken below this, so an almost-empty filter cannot ask for the world.
 MIN_SELECTIVITY = 1e-4
+# The "why" line names a cosine by these bands, never as a number.
+CLOSENESS_VERY = 0.9
+CLOSENESS_CLOSE = 0.75
 
 
 def _is_set(value: Any) -> bool:
@@ -154,6 +159,19 @@ class SearchResponse:
     predicted_category: tuple[str, float] | None
     strategy: str
     timings: dict[str, float] = field(default_factory=dict)
+    # False when nothing in the catalogue matches the words (no word of the catalogue's
+    # vocabulary, nothing close in meaning): the results are then empty, not the nearest.
+    matched: bool = True
+    understood: Understood | None = None
+    facets: dict[str, list[dict]] = field(default_factory=dict)
+    total_matching: int | None = None  # the matching set under the filters
+
+    @property
+    def corrected_text(self) -> str | None:
+        """The query as searched when a typo was corrected ("showing results for ...")."""
+        if self.understood is None or not self.understood.corrections:
+            return None
+        return self.understood.searched
 
 
 class SearchUnavailable(RuntimeError):
@@ -362,24 +380,28 @@ def _exact_rescore(vector: np.ndarray, version: ModelVersion, grouped: dict[int,
                 grouped[product_id]["image"] = (float(similarity), image_id)
 
 
+def _closeness(similarity: float) -> str:
+    """A cosine in words: its scale means nothing to a shopper, so never a percentage."""
+    if similarity >= CLOSENESS_VERY:
+        return "very close"
+    if similarity >= CLOSENESS_CLOSE:
+        return "close"
+    return "somewhat close"
+
+
 def _reason(result: ranking.RankedResult, product: Product, query: SearchQuery) -> str:
-    parts = []
+    """Photo-only and "more like this": "looks close to your photo; same category and metal"."""
     b = result.breakdown
-    if query.image:
-        parts.append(f"looks {max(0.0, b['similarity']) * 100:.0f}% alike")
-    elif query.kind == "similar":
-        parts.append(f"{max(0.0, b['similarity']) * 100:.0f}% similar")
-    else:
-        parts.append(f"matches your words ({max(0.0, b['similarity']) * 100:.0f}%)")
+    parts = [f"looks {_closeness(b['similarity'])} to {'your photo' if query.image else 'this piece'}"]
+    same = []
     for attribute in searchable.boosted():
         boost = b.get(attribute.name, 0)
-        if attribute.kind is searchable.FilterKind.CATEGORY:
-            # Name the category only when the query is more likely than not to be one.
-            if boost >= 0.5 * attribute.boost > 0:
-                parts.append(f"a {product.category.name.lower()}")
-        elif boost > 0:
-            parts.append(attribute.choice_label(getattr(product, attribute.name)).lower())
-    return ", ".join(parts)
+        # Name the category only when the query is more likely than not to be one.
+        if (boost >= 0.5 * attribute.boost > 0) if attribute.kind is searchable.FilterKind.CATEGORY else boost > 0:
+            same.append(attribute.label.lower())
+    if same:
+        parts.append("same " + (" and ".join([", ".join(same[:-1]), same[-1]]) if len(same) > 1 else same[0]))
+    return "; ".join(parts)
 
 
 def ranking_weights() -> dict[str, float]:
@@ -452,7 +474,9 @@ def _candidates(grouped: dict[int, dict]) -> list[ranking.CandidateFeatures]:
     ]
 
 
-def _results(ranked: list[ranking.RankedResult], grouped: dict[int, dict], query: SearchQuery) -> list[SearchResult]:
+def _results(
+    ranked: list[ranking.RankedResult], grouped: dict[int, dict], query: SearchQuery, understood: Understood | None
+) -> list[SearchResult]:
     """Model objects (and their photos) for the k shown only."""
     products = {
         p.pk: p
@@ -465,56 +489,303 @@ def _results(ranked: list[ranking.RankedResult], grouped: dict[int, dict], query
     for result in ranked:
         product = products[result.product_id]
         image_id = grouped[result.product_id].get("image", (None, None))[1]
+        reason = (
+            _reason_words(result, product, understood, bool(query.image))
+            if understood is not None
+            else _reason(result, product, query)
+        )
         results.append(
             SearchResult(
                 product=product,
                 score=result.score,
                 breakdown=result.breakdown,
                 matched_image=images.get(image_id) or product.primary_image,
-                reason=_reason(result, product, query),
+                reason=reason,
             )
         )
     return results
 
 
-def search(query: SearchQuery) -> SearchResponse:
-    """Encode, predict and read the words, retrieve, rescore exactly, rank, build results."""
+# --- queries with words: understanding, full text, fusion -------------------------------------
+
+
+def load_vocabulary() -> Vocabulary:
+    """The catalogue's categories, the merchants' synonyms and the shop's currency, read for
+    each query (three small queries), so an admin edit applies from the next search on."""
+    from django.db.models import Count
+
+    from .models import Synonym
+
+    categories: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for slug, name in Category.objects.values_list("slug", "name"):
+        names[slug] = name
+        for form in {slug.lower(), " ".join(words(name))}:
+            categories[form] = slug
+    synonyms = {
+        " ".join(words(phrase)): " ".join(words(means))
+        for phrase, means in Synonym.objects.filter(is_active=True).values_list("phrase", "means")
+    }
+    currency = (
+        Product.objects.filter(is_active=True)
+        .values("currency")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("currency", flat=True)
+        .first()
+    )
+    return Vocabulary(categories=categories, category_names=names, synonyms=synonyms, currency=currency or "INR")
+
+
+def understand_query(text: str) -> Understood:
+    """Typo correction against the catalogue's own words, then the parse."""
+    vocabulary = load_vocabulary()
+    protected = {w for phrase in [*vocabulary.synonyms, *vocabulary.categories] for w in phrase.split()}
+    corrections = lexical.correct(words(text), protected)
+    return understand(text, vocabulary, corrections)
+
+
+def _intent(understood: Understood) -> ranking.Intent:
+    """The parse as ranking reads it; a declared attribute the jewelry vocabulary does not
+    know is read by the declaration's own `from_words`."""
+    credits = understood.attribute_credits()
+    for attribute in searchable.boosted():
+        if attribute.name not in credits and attribute.from_words and attribute.name not in ("metal", "gemstone"):
+            value = attribute.from_words(understood.searched)
+            if value:
+                credits[attribute.name] = {value: 1.0}
+    return ranking.Intent(
+        attributes=credits,
+        shape=understood.shape,
+        price_min=float(understood.price_min) if understood.price_min is not None else None,
+        price_max=float(understood.price_max) if understood.price_max is not None else None,
+        groups=len(understood.terms),
+    )
+
+
+def _product_gemstones(gemstone: str, gemstone_text: str) -> frozenset[str]:
+    """The product's stone and every stone its merchant text lists ("pearl, cubic zirconia")."""
+    from catalog.choices import Gemstone, gemstone_from_text
+
+    stones = {gemstone}
+    for part in (gemstone_text or "").split(","):
+        stone = gemstone_from_text(part)
+        if stone not in (Gemstone.OTHER, Gemstone.NONE):
+            stones.add(stone)
+    if len(stones) > 1:
+        stones.discard(Gemstone.NONE)
+    return frozenset(stones)
+
+
+def _hybrid_candidates(
+    query: SearchQuery, grouped: dict[int, dict], hits: dict[int, lexical.LexicalHit]
+) -> list[ranking.HybridCandidate]:
+    """Both sides' candidates with their two ranks. For words only, a candidate outside the
+    matching set (no word found, not close enough in meaning) is dropped: it is what the
+    facets count, and what lets "laptop" answer nothing."""
+    photo = bool(query.image)
+    declared = [a for a in searchable.boosted() if a.name not in ("category", "gemstone")]
+    rows = Product.objects.filter(pk__in=list(grouped)).values(
+        "pk",
+        "category__slug",
+        "gemstone",
+        "gemstone_text",
+        "title",
+        "description",
+        "price",
+        *(a.name for a in declared),
+    )
+    similarity = {
+        pid: ranking.similarity(_stub(entry), photo_only=False) if entry else -1.0 for pid, entry in grouped.items()
+    }
+    dense_order = sorted((pid for pid in grouped if similarity[pid] > -1.0), key=lambda pid: (-similarity[pid], pid))
+    dense_rank = {pid: i for i, pid in enumerate(dense_order, start=1)}
+    lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
+    candidates = []
+    for row in rows:
+        pid = row["pk"]
+        if not photo and pid not in hits and similarity[pid] < settings.SEARCH_MATCH_MIN_SIMILARITY:
+            continue
+        attributes = {a.name: frozenset([str(row[a.name])]) for a in declared}
+        attributes["category"] = frozenset([row["category__slug"]])
+        attributes["gemstone"] = _product_gemstones(row["gemstone"], row["gemstone_text"])
+        candidates.append(
+            ranking.HybridCandidate(
+                product_id=pid,
+                dense_rank=dense_rank.get(pid),
+                lexical_rank=lexical_rank.get(pid),
+                groups_matched=hits[pid].groups_matched if pid in hits else 0,
+                similarity=similarity[pid],
+                attributes=attributes,
+                text=f"{row['title']} {row['description']}",
+                price=float(row["price"]),
+            )
+        )
+    return candidates
+
+
+def _stub(entry: dict) -> ranking.CandidateFeatures:
+    return ranking.CandidateFeatures(
+        product_id=0,
+        image_similarity=entry["image"][0] if "image" in entry else None,
+        product_similarity=entry.get("product"),
+        attributes={},
+        text="",
+    )
+
+
+def _words_found(understood: Understood, text: str) -> list[str]:
+    """The query's words (or an alternative of each) found in a text, plural-insensitively."""
+    found_tokens = {scoring.singular(w) for w in words(text)}
+    found = []
+    for group in understood.terms:
+        for alternative in group:
+            if all(scoring.singular(w) in found_tokens for w in alternative.split()):
+                found.append(alternative)
+                break
+    return found
+
+
+def _reason_words(result: ranking.RankedResult, product: Product, understood: Understood, photo: bool) -> str:
+    """What matched, in words: "title has: yellow gold, sapphire; is a necklace, yellow gold"."""
+    parts = []
+    if photo:
+        parts.append(f"looks {_closeness(result.breakdown['similarity'])} to your photo")
+    in_title = _words_found(understood, product.title)
+    if in_title:
+        parts.append("title has: " + ", ".join(in_title))
+    else:
+        described = _words_found(understood, f"{product.description} {product.gemstone_text} {product.metal_text}")
+        if described:
+            parts.append("description has: " + ", ".join(described))
+    b = result.breakdown
+    named = []
+    if b.get("category", 0) > 0:
+        named.append(f"a {product.category.name.lower()}")
+    if b.get("metal", 0) > 0:
+        named.append(product.get_metal_display().lower())
+    if b.get("gemstone", 0) > 0:
+        named.append("no stone" if understood.gemstone == "none" else str(understood.gemstone).replace("_", " "))
+    if b.get("price", 0) > 0:
+        named.append("in your price range")
+    if named:
+        parts.append("is " + ", ".join(named))
+    if not parts:
+        parts.append("close in meaning to your words")
+    return "; ".join(parts)
+
+
+def _rank_words(
+    query: SearchQuery, version: ModelVersion, vector: np.ndarray, understood: Understood, method: str, signals: dict
+) -> tuple[list[ranking.RankedResult], dict[int, dict], str]:
+    """Candidates from HNSW and the full-text index (`method` "lexical": full text only, for
+    the side-by-side evaluation), fused and boosted by the intent."""
+    grouped: dict[int, dict]
+    if method == "lexical":
+        grouped, strategy = {}, "fulltext"
+    else:
+        grouped, strategy = retrieve(vector, version, query.filters, query.k, exact=query.exact)
+        strategy += "+fulltext"
+    where, params = query.filters.sql()
+    found = lexical.lexical_candidates(understood.terms, where, params, query.k * settings.SEARCH_CANDIDATE_FACTOR)
+    hits = {hit.product_id: hit for hit in found}
+    for pid in hits:
+        grouped.setdefault(pid, {})
+    if method == "lexical":
+        for pid in grouped:
+            grouped[pid] = {}  # no dense order
+    else:
+        _exact_rescore(vector, version, grouped)
+    if query.image:
+        text_names = text_signals(understood.searched)
+        photo_signals = {**signals, **text_names}  # the shopper's words beat the photo's guess
+        query_signals = ranking.QuerySignals(
+            attributes=photo_signals, tokens=scoring.token_set(understood.searched), photo_only=False
+        )
+        lexical_rank = {pid: i for i, pid in enumerate(hits, start=1)}
+        ranked = ranking.rank_photo_and_words(
+            _candidates(grouped),
+            query_signals,
+            ranking_weights(),
+            lexical_rank,
+            settings.SEARCH_HYBRID_WEIGHTS["photo_text"],
+            query.k,
+        )
+        return ranked, grouped, strategy
+    weights = settings.SEARCH_HYBRID_WEIGHTS["text"]
+    ranked = ranking.rank_hybrid(_hybrid_candidates(query, grouped, hits), _intent(understood), weights, query.k)
+    return ranked, grouped, strategy
+
+
+def _count_facets(query: SearchQuery, version: ModelVersion, vector: np.ndarray, response: SearchResponse) -> None:
+    understood = response.understood
+    words_only = understood is not None and not query.image
+    counted = facet_counts.count(
+        query.filters,
+        fulltext_groups=understood.terms if understood is not None and words_only else None,
+        vector=_vector_literal(vector) if words_only else None,
+        version_id=version.pk,
+    )
+    response.facets, response.total_matching = counted.facets, counted.total
+    response.matched = counted.unfiltered > 0
+    if not response.matched:
+        response.results = []
+
+
+def search(query: SearchQuery, *, method: str = "hybrid") -> SearchResponse:
+    """Read the words, encode, retrieve (HNSW, and full text for words), rank, count facets.
+
+    `method` is for the side-by-side evaluation only: "dense" is the ranking before full
+    text (HNSW + the declared attributes' small boosts), "lexical" full text + intent alone."""
     clock = _Stopwatch()
     version = active_version(create=False)
     if version is None:
         raise SearchUnavailable("Nothing is indexed yet: the catalog is still being embedded.")
+    understood = understand_query(query.text) if query.text and method != "dense" else None
+    clock.lap("understand_ms")
     signals: dict = {}
     if query.similar_to is not None:
         vector, signals = _similar_to_vector(query, version)
         if vector is None:
             return SearchResponse([], clock.total_ms(), version.version, None, "none", clock.timings)
     else:
-        vector = encode_query(version, query.image, query.text)
+        vector = encode_query(
+            version, query.image, (understood.text or understood.searched) if understood else query.text
+        )
     clock.lap("encode_ms")
     signals, predicted = _query_signals(query, vector, version, signals)
     clock.lap("predict_ms")
-    grouped, strategy = retrieve(
-        vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
+    if understood is not None:
+        ranked, grouped, strategy = _rank_words(query, version, vector, understood, method, signals)
+    else:
+        grouped, strategy = retrieve(
+            vector, version, query.filters, query.k, exact=query.exact, exclude_product=query.similar_to
+        )
+        _exact_rescore(vector, version, grouped)
+        query_signals = ranking.QuerySignals(
+            attributes=signals, tokens=scoring.token_set(query.text), photo_only=bool(query.image) and not query.text
+        )
+        ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
+    clock.lap("retrieve_rank_ms")
+    response = SearchResponse(
+        _results(ranked, grouped, query, understood), 0.0, version.version, predicted, strategy, clock.timings
     )
-    clock.lap("retrieve_ms")
-    _exact_rescore(vector, version, grouped)
-    query_signals = ranking.QuerySignals(
-        attributes=signals, tokens=scoring.token_set(query.text), photo_only=bool(query.image) and not query.text
-    )
-    ranked = ranking.rank(_candidates(grouped), query_signals, ranking_weights(), query.k)
-    results = _results(ranked, grouped, query)
-    clock.lap("rank_ms")
-    took = clock.total_ms()
+    response.understood = understood
+    if query.similar_to is None and method == "hybrid":
+        _count_facets(query, version, vector, response)
+        clock.lap("facets_ms")
+    response.took_ms = clock.total_ms()
     logger.info(
-        "search kind=%s k=%d strategy=%s results=%d took=%.1fms %s",
+        "search kind=%s k=%d strategy=%s results=%d matched=%s took=%.1fms %s",
         query.kind,
         query.k,
         strategy,
-        len(results),
-        took,
+        len(response.results),
+        response.matched,
+        response.took_ms,
         clock.timings,
     )
-    return SearchResponse(results, took, version.version, predicted, strategy, clock.timings)
+    return response
 
 
 def warm_up() -> str:

@@ -9,14 +9,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from catalog.models import Product
+from catalog import searchable
+from catalog.models import Category, Product
 from catalog.uploads import UploadError, read_upload
 from ml.errors import ImageDecodeError
 
 from .forms import SearchForm
 from .photos import PhotoStoreUnavailable, check_query_photo, find_query_photo, keep_query_photo
-from .query import SearchQuery, SearchUnavailable, search
+from .query import SearchQuery, SearchResponse, SearchUnavailable, search
 from .ratelimit import limit_shopper_searches
+from .understanding import Understood
 
 logger = logging.getLogger(__name__)
 SIMILAR_ON_PRODUCT_PAGE = 8
@@ -79,7 +81,117 @@ def search_page(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = "5"
         return response
     context["query"] = query
+    context.update(_words_context(request, context["response"]))
     return _render(request, context)
+
+
+def _url(request: HttpRequest, **changes: str | None) -> str:
+    """This page's URL with some parameters changed (None removes one); back to page 1."""
+    params = {key: value for key, value in request.GET.items() if value not in ("", None)}
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return "/?" + urlencode(params)
+
+
+def _without_words(text: str, phrase: str) -> str:
+    drop = phrase.lower().split()
+    return " ".join(word for word in text.split() if word.lower().strip(",.") not in drop)
+
+
+_CHIP_NAMES = {"category": "Category", "metal": "Metal", "gemstone": "Stone", "shape": "Shape", "price": "Price"}
+
+
+def _chips(request: HttpRequest, understood: Understood) -> list[dict]:
+    """One chip per understood part: what it was read as, a link that drops its words from the
+    query, and (where one filter value says the same) a link that makes it a filter."""
+    text = understood.searched
+    names = dict(Category.objects.values_list("slug", "name"))
+    chips = []
+    for key, phrase in understood.phrases.items():
+        filter_params: dict[str, str] = {}
+        if key == "category" and understood.category:
+            label, filter_params = (
+                names.get(understood.category, understood.category),
+                {"category": understood.category},
+            )
+        elif key == "metal":
+            metals = understood.metals
+            label = " ".join(filter(None, [understood.metal_color, understood.metal]))
+            if len(metals) == 1:
+                filter_params = {"metal": metals[0]}
+        elif key == "gemstone" and understood.gemstone:
+            label = searchable.by_name(["gemstone"])["gemstone"].choice_label(understood.gemstone)
+            filter_params = {"gemstone": understood.gemstone}
+        elif key == "price":
+            label = phrase
+            filter_params = {
+                name: str(value)
+                for name, value in (("price_min", understood.price_min), ("price_max", understood.price_max))
+                if value is not None
+            }
+        else:
+            label = phrase
+        already = all(request.GET.get(name) == value for name, value in filter_params.items())
+        chips.append(
+            {
+                "name": _CHIP_NAMES.get(key, key.title()),
+                "label": label,
+                "remove_url": _url(request, text=_without_words(text, phrase) or None),
+                "filter_url": _url(request, **filter_params) if filter_params and not already else None,
+            }
+        )
+    return chips
+
+
+def _facet_groups(request: HttpRequest, response: SearchResponse) -> list[dict]:
+    """The facets as links: each selects its value (or clears it when selected)."""
+    groups = []
+    declared = searchable.by_name(response.facets)
+    for name, values in response.facets.items():
+        attribute = declared[name]
+        entries = []
+        for item in values:
+            if attribute.kind is searchable.FilterKind.RANGE:
+                low, high = attribute.params
+                selected = request.GET.get(low, "") == (item.get(low) or "") and request.GET.get(high, "") == (
+                    item.get(high) or ""
+                )
+                url = _url(request, **{low: item.get(low), high: item.get(high)})
+                clear = _url(request, **{low: None, high: None})
+            else:
+                flag = attribute.kind is searchable.FilterKind.FLAG
+                selected = request.GET.get(name) in (("on", "true") if flag else (item["value"],))
+                url = _url(request, **{name: "on" if flag else item["value"]})
+                clear = _url(request, **{name: None})
+            entries.append(
+                {
+                    "label": item["label"],
+                    "count": item["count"],
+                    "url": clear if selected else url,
+                    "selected": selected,
+                }
+            )
+        if entries:
+            groups.append({"label": attribute.label, "values": entries})
+    return groups
+
+
+def _words_context(request: HttpRequest, response: SearchResponse) -> dict:
+    context: dict = {"facet_groups": _facet_groups(request, response)}
+    if response.understood is not None:
+        context["chips"] = _chips(request, response.understood)
+        if response.corrected_text:
+            context["showing_for"] = response.corrected_text
+            context["showing_for_url"] = _url(request, text=response.corrected_text)
+    if not response.matched:
+        context["shop_categories"] = [
+            {"name": name, "url": "/?" + urlencode({"text": name.lower()})}
+            for name in Category.objects.filter(products__is_active=True).distinct().values_list("name", flat=True)
+        ]
+    return context
 
 
 def _upload_photo(request: HttpRequest) -> HttpResponse:

@@ -217,6 +217,39 @@ SEARCH_RANKING_WEIGHTS = {
     "text_match": 0.06,
 }
 # Each declared attribute's own boost (category, metal, gemstone) is in catalog/searchable.py.
+# Queries with words take candidates from HNSW and from the full-text index and fuse them
+# (search.ranking.rank_hybrid: reciprocal rank fusion + boosts for what the words name;
+# these replace the declared attributes' own small boosts for queries with words).
+# Words only: the parsed intent dominates (one point per attribute against at most 2/61 of
+# fused rank), so "yellow gold necklace with sapphire" lists every such necklace first.
+# Photo and words: the photo's similarity dominates, as before; the fused rank nudges.
+SEARCH_HYBRID_WEIGHTS = {
+    "text": {
+        "similarity": 0.0,
+        "dense": 1.0,
+        "lexical": 1.0,
+        "words": 0.05,
+        "category": 1.0,
+        "gemstone": 0.8,
+        "metal": 0.6,
+        "shape": 0.3,
+        "price": 0.5,
+        "attribute": 0.5,  # any other declared attribute the words name
+    },
+    # A photo with words keeps the served rule (SEARCH_RANKING_WEIGHTS and the declared boosts)
+    # and adds the fused rank of both sides' candidates.
+    "photo_text": {"dense": 1.0, "lexical": 1.0},
+}
+# A product matches a query with words when the full-text index finds one of its words, or
+# when its vector is at least this close to the query's; nothing matching gives "No pieces
+# match 'laptop'", not the nearest rings, and the facets count the same matching set.
+# `manage.py evaluate --calibrate` (docs/search-quality.md): off-catalogue queries reach at most
+# 0.157 (demo) / 0.211 (jewelry-dev); labelled queries 0.164-0.254 at their lowest, so the
+# dense side alone cannot separate them out of domain: the threshold sits above every
+# off-catalogue query and full text carries the rest.
+SEARCH_MATCH_MIN_SIMILARITY = 0.25
+# Price facet: this many buckets, bounded by the catalogue's price quantiles.
+SEARCH_PRICE_BUCKETS = 4
 
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

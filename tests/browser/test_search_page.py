@@ -7,6 +7,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from catalog.models import Product, ProductImage
 from indexing.services import index_catalog
+from search.query import Filters, SearchQuery, search
 from tests.factories import ProductFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,7 +58,10 @@ def test_typing_a_query_and_applying_a_metal_filter(browser, live_server, shop):
     rose = {p.title for p in shop if p.metal == "rose_gold"}
     assert titles
     assert set(titles) <= rose
-    assert len(titles) == min(20, len(rose))
+    # every rose gold piece the words match, up to k (the matching set the facets count)
+    matching = search(SearchQuery(text="oval sapphire ring", filters=Filters(metal="rose_gold"), k=20))
+    assert "Rose gold oval sapphire ring" in titles
+    assert len(titles) == min(20, matching.total_matching) == len(matching.results)
     assert all("Rose gold" in meta.text for meta in browser.find_elements(By.CSS_SELECTOR, "#results .meta"))
     assert "metal=rose_gold" in browser.current_url
 

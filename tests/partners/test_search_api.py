@@ -20,7 +20,20 @@ def test_search_by_uploaded_photo_answers_ranked_products_with_absolute_urls(api
     response = api_client.post(SEARCH_URL, {"image": _upload(make_photo(1)), "k": 3}, format="multipart")
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"model_version", "took_ms", "strategy", "predicted_category", "results"}
+    assert set(body) == {
+        "model_version",
+        "took_ms",
+        "strategy",
+        "matched",
+        "searched_for",
+        "understood",
+        "facets",
+        "total_matching",
+        "predicted_category",
+        "results",
+    }
+    assert body["matched"] is True
+    assert body["understood"] == {}  # a photo has no words to read
     assert body["model_version"].startswith("tiny-test")
     assert len(body["results"]) == 3
     best = body["results"][0]
@@ -230,3 +243,26 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def test_search_says_what_it_understood_and_counts_facets(api_client, catalog):
+    response = api_client.post(SEARCH_URL, {"text": "white gold saphire ring", "k": 5}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["understood"] == {"category": "ring", "metal": "gold", "metal_color": "white", "gemstone": "sapphire"}
+    assert body["searched_for"] == "white gold sapphire ring"
+    assert body["matched"] is True
+    assert body["results"][0]["sku"] == "RING-1"
+    counts = {item["value"]: item["count"] for item in body["facets"]["category"]}
+    for slug, count in counts.items():
+        narrowed = api_client.post(
+            SEARCH_URL, {"text": "white gold saphire ring", "category": slug, "k": 100}, format="json"
+        ).json()
+        assert len(narrowed["results"]) == count
+
+
+def test_search_for_something_the_shop_does_not_sell_answers_matched_false(api_client, catalog, settings):
+    settings.SEARCH_MATCH_MIN_SIMILARITY = 0.99  # calibrated for the served model, not the tiny one
+    body = api_client.post(SEARCH_URL, {"text": "laptop", "k": 5}, format="json").json()
+    assert body["matched"] is False
+    assert body["results"] == []

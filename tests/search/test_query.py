@@ -75,12 +75,19 @@ def test_a_product_with_six_photos_appears_once_scored_by_its_best_photo(indexed
 def test_every_result_carries_its_score_breakdown(indexed_catalog):
     response = search(SearchQuery(text="rose gold sapphire ring", k=15))
     for result in response.results:
-        assert set(result.breakdown) == {"similarity", "category", "metal", "gemstone", "text_match"}
+        # fused rank, words found, and a boost per understood part (category, metal, stone)
+        assert set(result.breakdown) == {"similarity", "fused", "words", "category", "metal", "gemstone"}
         assert result.reason
-    top = next(r for r in response.results if r.product.sku == "RING-ROSE")
+    top = response.results[0]
+    assert top.product.sku == "RING-ROSE"
     assert top.breakdown["metal"] > 0
     assert top.breakdown["gemstone"] > 0
-    assert top.breakdown["text_match"] > 0
+    assert top.breakdown["words"] > 0
+
+
+def test_photo_only_results_say_why_in_words_not_percentages(indexed_catalog):
+    response = search(SearchQuery(image=make_photo(3), k=5))
+    assert all("%" not in r.reason and r.reason.startswith("looks") for r in response.results)
 
 
 def test_hybrid_query_with_filters_only_returns_matching_products(indexed_catalog):
