@@ -91,11 +91,14 @@ def product_text_of(product: Product) -> str:
     return product_text(title=product.title, description=product.description, **words)
 
 
-def _read_photo(image: ProductImage):
+def _read_photo(image: ProductImage, side: int | None = None):
+    """Decoded as a query photo is (search.query.encode_query): a JPEG at the smallest DCT
+    scale that still covers the model's input side, so a shopper's copy of a catalog photo
+    gets the very vector of the catalog photo."""
     from ml.preprocess import load_image
 
     with image.image.open("rb") as handle:
-        return load_image(handle.read())
+        return load_image(handle.read(), draft=(side, side) if side else None)
 
 
 def _affected(product_ids: set[int], image_ids: set[int]) -> tuple[dict[int, Product], list[ProductImage]]:
@@ -213,11 +216,12 @@ def _embed_photos(
 
     written: set[int] = set()
     delay = getattr(settings, "INDEX_TEST_BATCH_DELAY_SECONDS", 0)
+    side = max((int(model.config["preprocess"]["resize"]) for model in models.values()), default=None)
     for batch in chunked(plan.images, settings.EMBED_IMAGE_BATCH_SIZE):
         decoded = {}
         for image in batch:
             try:
-                decoded[image.pk] = _read_photo(image)
+                decoded[image.pk] = _read_photo(image, side)
             except (ImageDecodeError, FileNotFoundError) as exc:
                 # Permanent: retrying an undecodable or missing file will not help.
                 report.failures[image.pk] = _reason(exc)

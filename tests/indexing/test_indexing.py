@@ -180,7 +180,7 @@ def test_undecodable_photo_is_recorded_on_its_row_and_its_batch_mates_are_embedd
     assert status["failed"] == 1
     assert status["pending"] == 0
     html = admin_client.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
-    assert "failed: ImageDecodeError" in html
+    assert "failed (ImageDecodeError" in html
     # A failed photo is not retried by every later task of its product...
     assert index_catalog(product_ids=[product.pk]).failures == {}
     # ...until it is replaced or re-embedded on purpose.
@@ -204,8 +204,8 @@ def test_a_photo_that_breaks_the_model_fails_alone(version, monkeypatch, setting
     model = model_for_version(version)
     read_photo, image_features = services._read_photo, model.image_features
 
-    def tiny_when_bad(image):
-        photo = read_photo(image)
+    def tiny_when_bad(image, side=None):
+        photo = read_photo(image, side)
         return photo.resize((1, 1)) if image.pk == bad.pk else photo
 
     def breaks_on_tiny(items, **kwargs):
@@ -226,9 +226,9 @@ def test_a_photo_replaced_while_its_vector_was_computed_stays_marked_for_the_new
     image = product.images.get()
     original = services._read_photo
 
-    def replaced_meanwhile(photo):
+    def replaced_meanwhile(photo, side=None):
         ProductImage.objects.filter(pk=photo.pk).update(embedding_marked_at=timezone.now())
-        return original(photo)
+        return original(photo, side)
 
     monkeypatch.setattr(services, "_read_photo", replaced_meanwhile)
     report = index_catalog(image_ids=[image.pk])

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 
 from catalog.models import ProductImage
 from indexing.services import index_catalog
-from search.query import Filters, SearchQuery, _query_cache_key, search
+from search.query import QUERY_CACHE, Filters, SearchQuery, _query_cache_key, search
 from tests.conftest import make_photo
 from tests.factories import ProductFactory
 
@@ -98,7 +98,7 @@ def test_hybrid_query_with_filters_only_returns_matching_products(indexed_catalo
 def test_query_embeddings_are_cached_by_content_and_model_version(indexed_catalog):
     photo = make_photo(21)
     response = search(SearchQuery(image=photo, text="studs", k=3))
-    assert cache.get(_query_cache_key(response.model_version, photo, "studs")) is not None
+    assert caches[QUERY_CACHE].get(_query_cache_key(response.model_version, photo, "studs")) is not None
     again = search(SearchQuery(image=photo, text="studs", k=3))
     assert [r.product.pk for r in again.results] == [r.product.pk for r in response.results]
     assert again.timings["encode_ms"] < response.timings["encode_ms"] + 50

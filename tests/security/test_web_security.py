@@ -90,7 +90,7 @@ def test_redoc_may_style_itself_but_never_run_inline_scripts(client):
     assert "'unsafe-inline'" not in policy["script-src"]
 
 
-def test_production_sends_hsts_and_redirects_to_https():
+def test_production_sends_hsts_and_redirects_to_https(tmp_path):
     script = (
         "import django; django.setup()\n"
         "from django.test import Client\n"
@@ -105,7 +105,12 @@ def test_production_sends_hsts_and_redirects_to_https():
         "DJANGO_SETTINGS_MODULE": "shop_search.settings.production",
         "SECRET_KEY": "p" * 60,
         "ALLOWED_HOSTS": "shop.example.com",
+        "STATIC_ROOT": str(tmp_path / "static"),  # production serves collected, hashed files
     }
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert collected.returncode == 0, collected.stderr[-2000:]
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
