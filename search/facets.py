@@ -157,7 +157,8 @@ def _shape(rows: list[tuple], edges: list[Decimal], currency: str) -> FacetCount
             if value == "true":
                 facets[facet].append({"value": "true", "label": attribute.label, "count": n})
         elif attribute.kind is searchable.FilterKind.RANGE:
-            facets[facet].append(_bucket(attribute, int(value), edges, currency, n))
+            if value is not None:  # no price (price on request): in no price bucket
+                facets[facet].append(_bucket(attribute, int(value), edges, currency, n))
         else:
             facets[facet].append({"value": value, "label": attribute.choice_label(value), "count": n})
     for name, values in facets.items():

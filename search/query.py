@@ -618,7 +618,7 @@ def _hybrid_candidates(
                 similarity=similarity[pid],
                 attributes=attributes,
                 text=f"{row['title']} {row['description']}",
-                price=float(row["price"]),
+                price=float(row["price"]) if row["price"] is not None else None,
             )
         )
     return candidates

@@ -135,7 +135,7 @@ class HybridCandidate:
     similarity: float
     attributes: Mapping[str, frozenset[str]]  # declared attribute -> the product's values (category: slug)
     text: str
-    price: float
+    price: float | None  # None: price on request
 
 
 def rrf(ranks: Sequence[int | None], weights: Sequence[float], k: int = RRF_K) -> float:
@@ -152,8 +152,10 @@ def intent_match(candidate: HybridCandidate, intent: Intent, weights: Mapping[st
     if intent.shape:
         boosts["shape"] = weights["shape"] * float(intent.shape in tokens(candidate.text))
     if intent.price_min is not None or intent.price_max is not None:
-        inside = (intent.price_min is None or candidate.price >= intent.price_min) and (
-            intent.price_max is None or candidate.price <= intent.price_max
+        # A piece with its price on request is never inside a price the shopper named.
+        inside = candidate.price is not None and (
+            (intent.price_min is None or candidate.price >= intent.price_min)
+            and (intent.price_max is None or candidate.price <= intent.price_max)
         )
         boosts["price"] = weights["price"] * float(inside)
     return boosts

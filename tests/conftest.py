@@ -53,12 +53,18 @@ def _media_root(tmp_path, settings):
 
 @pytest.fixture
 def redis_client():
+    """The broker's Redis database, emptied around the test, and the query cache with it
+    (query vectors and photos live in their own database: a cached vector would hide what
+    the test checks)."""
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL)
+    query_cache = redis.Redis.from_url(settings.QUERY_CACHE_URL)
     client.flushdb()
+    query_cache.flushdb()
     yield client
     client.flushdb()
+    query_cache.flushdb()
 
 
 def database_url(settings_dict: dict) -> str:

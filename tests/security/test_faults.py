@@ -142,8 +142,12 @@ def test_model_that_cannot_load_makes_search_503_not_500(client, monkeypatch, re
     from indexing.engine import active_version
     from ml.errors import ModelLoadError
     from search import query
+    from tests.factories import ProductFactory
 
     active_version()
+    # Words the catalogue has: the query needs the model (an unknown word is answered
+    # "no pieces match" by the full-text side without it).
+    ProductFactory(title="Gold ring")
 
     def broken(version):
         raise ModelLoadError("fusion checkpoint /srv/weights/fusion.pt is corrupt: bad zip")
