@@ -44,6 +44,7 @@ class AttentionFusion(nn.Module):
         text_dropout: float = 0.0,
         lexical_dim: int = 0,
         frozen: tuple[str, ...] = (),
+        image_adapter_rank: int = 0,
     ) -> None:
         super().__init__()
         if width % heads:
@@ -57,6 +58,18 @@ class AttentionFusion(nn.Module):
         )
         self.text_in = nn.Sequential(
             nn.LayerNorm(text_feature_dim), nn.Dropout(text_dropout), nn.Linear(text_feature_dim, width)
+        )
+        # A low-rank correction of the image projection (``fusion.image_adapter_rank``): with
+        # ``image_in`` frozen at its orthogonal init, training can only add or remove a few
+        # directions (shopper conditions: background, light, blur) to the backbone's geometry,
+        # not learn a new one from the training catalogue's products.
+        self.image_adapter = (
+            nn.Sequential(
+                nn.Linear(image_feature_dim, image_adapter_rank, bias=False),
+                nn.Linear(image_adapter_rank, width, bias=False),
+            )
+            if image_adapter_rank
+            else None
         )
         self.lexical_in = (
             nn.Sequential(nn.LayerNorm(lexical_dim), nn.Dropout(text_dropout), nn.Linear(lexical_dim, width))
@@ -101,6 +114,10 @@ class AttentionFusion(nn.Module):
             assert isinstance(layer, nn.Linear)
             nn.init.orthogonal_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.image_adapter is not None:  # starts as no correction at all
+            up = self.image_adapter[-1]
+            assert isinstance(up, nn.Linear)
+            nn.init.zeros_(up.weight)
 
     def forward(
         self,
@@ -121,7 +138,11 @@ class AttentionFusion(nn.Module):
             if image_mask is None:
                 image_mask = torch.ones(image_features.shape[:2], dtype=torch.bool, device=image_features.device)
             clean = torch.where(image_mask.unsqueeze(-1), image_features, torch.zeros_like(image_features))
-            tokens.append(self.image_in(clean) + self.modality_embedding[IMAGE])
+            normed = self.image_in[:-1](clean)
+            token = self.image_in[-1](normed)
+            if self.image_adapter is not None:
+                token = token + self.image_adapter(normed)
+            tokens.append(token + self.modality_embedding[IMAGE])
             valid.append(image_mask)
         if text_features is not None:
             if text_mask is None:
@@ -169,4 +190,5 @@ def build_fusion(config: Mapping[str, Any]) -> AttentionFusion:
         text_dropout=float(section.get("text_dropout", 0.0)),
         lexical_dim=lexical_dim(config),
         frozen=tuple(section.get("frozen", ())),
+        image_adapter_rank=int(section.get("image_adapter_rank", 0)),
     )

@@ -32,7 +32,7 @@ from ml.training.model_card import write_model_card
 
 logger = logging.getLogger("ml.train")
 
-VIEW_CHUNK = 16  # shopper views per product per cached chunk
+VIEW_CHUNK = 8  # shopper views per product per cached chunk (of every catalogue product)
 TRAIN_TEXT_SEED_OFFSET = 100  # text queries of training use seed + this; views use seed
 VIEW_CHUNK_SEED_STRIDE = 1000  # chunk c of view seed s is cached under seed s * stride + c
 
@@ -88,7 +88,7 @@ def training_data(
     rows = [index[sku] for sku in train_skus]
     train = [products[row] for row in rows]
     photo, product_text = F.catalog_features(base, products)
-    views = train_views(base, train, settings)
+    views = train_views(base, products, settings)[rows]
     spans, titles, attribute_queries = text_pools(train, settings.text_spans, settings.seed + TRAIN_TEXT_SEED_OFFSET)
     span_features = F.text_features(base, [t for row in spans for t in row], kind="train-spans")
     span_features = span_features.reshape(len(train), settings.text_spans, -1)
@@ -113,12 +113,16 @@ def training_data(
     return data
 
 
-def train_views(base: SearchModel, train: Sequence[GivaProduct], settings: TrainSettings) -> np.ndarray:
-    """(P, train_views, Di): views come in cached chunks with their own seeds, so raising --views reuses the cache."""
+def train_views(base: SearchModel, products: Sequence[GivaProduct], settings: TrainSettings) -> np.ndarray:
+    """(P, train_views, Di) for every catalogue product; the caller takes the training rows.
+
+    Views come in cached chunks with their own seeds, so raising --views reuses the cache, and
+    a product's views do not depend on the split, so every split and --all-products share one.
+    """
     view_seed = settings.seed if settings.view_seed is None else settings.view_seed
     chunks = range(-(-settings.train_views // VIEW_CHUNK))
     return np.concatenate(
-        [F.view_features(base, train, VIEW_CHUNK, view_seed * VIEW_CHUNK_SEED_STRIDE + chunk) for chunk in chunks],
+        [F.view_features(base, products, VIEW_CHUNK, view_seed * VIEW_CHUNK_SEED_STRIDE + chunk) for chunk in chunks],
         axis=1,
     )[:, : settings.train_views]
 

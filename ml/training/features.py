@@ -9,6 +9,7 @@ and config, lexical features included), the augmentation version, the seed and t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,17 +25,25 @@ from ml.data import giva
 from ml.data.giva import GivaProduct
 from ml.model import SearchModel
 from ml.preprocess import load_image
-from ml.training.augment import AUGMENT_VERSION, shopper_view
+from ml.training.augment import AUGMENT_VERSION, RECIPES, TRAIN_RECIPE
 
 logger = logging.getLogger(__name__)
 
 FEATURE_CACHE_DIR = CACHE_DIR / "features"
 VIEW_BATCH_SIZE = 32
 
-__all__ = ["catalog_features", "product_photo", "text_features", "view_features", "view_rng"]
+__all__ = [
+    "cached_features",
+    "catalog_features",
+    "photo_view_features",
+    "product_photo",
+    "text_features",
+    "view_features",
+    "view_rng",
+]
 
 
-def _cached(
+def cached_features(
     model: SearchModel, fingerprint: str, parts: dict[str, Any], compute: Callable[[], np.ndarray], cache: bool = True
 ) -> np.ndarray:
     # ``fingerprint``: of the side that made the features, so a text-side change (say, the
@@ -81,8 +90,8 @@ def catalog_features(
         return model.text_features([giva.product_search_text(product) for product in products])
 
     return (
-        _cached(model, model.spec.image_fingerprint, {"kind": "photos", "skus": skus}, photos, cache),
-        _cached(
+        cached_features(model, model.spec.image_fingerprint, {"kind": "photos", "skus": skus}, photos, cache),
+        cached_features(
             model,
             model.spec.text_fingerprint,
             {"kind": "product-texts", "skus": skus, "texts": [giva.product_search_text(p) for p in products]},
@@ -93,12 +102,36 @@ def catalog_features(
 
 
 def view_features(
-    model: SearchModel, products: Sequence[GivaProduct], views: int, seed: int, cache: bool = True
+    model: SearchModel,
+    products: Sequence[GivaProduct],
+    views: int,
+    seed: int,
+    cache: bool = True,
+    recipe: str = TRAIN_RECIPE,
 ) -> np.ndarray:
     """(P, views, Di) features of shopper-style views of each product photo."""
+    return photo_view_features(
+        model, [(p.sku, functools.partial(product_photo, p)) for p in products], views, seed, cache, recipe
+    )
+
+
+def photo_view_features(
+    model: SearchModel,
+    photos: Sequence[tuple[str, Callable[[], Image.Image]]],
+    views: int,
+    seed: int,
+    cache: bool = True,
+    recipe: str = TRAIN_RECIPE,
+) -> np.ndarray:
+    """(P, views, Di) shopper-style views of any catalogue's photos, given as (sku, open photo).
+
+    A product's views depend only on (seed, sku, recipe), never on which other products
+    are in the list, so a subset of a cached list can be sliced out of it.
+    """
+    make_view = RECIPES[recipe]
 
     def compute() -> np.ndarray:
-        out = np.zeros((len(products), views, model.image_feature_dim), dtype=np.float32)
+        out = np.zeros((len(photos), views, model.image_feature_dim), dtype=np.float32)
         pending: list[tuple[int, int, Image.Image]] = []
 
         def flush() -> None:
@@ -108,29 +141,31 @@ def view_features(
                     out[p, v] = row
                 pending.clear()
 
-        for p, product in enumerate(tqdm(products, desc=f"shopper views (seed {seed})")):
-            rng = view_rng(seed, product.sku)
-            photo = product_photo(product)
+        for p, (sku, open_photo) in enumerate(tqdm(photos, desc=f"shopper views ({recipe}, seed {seed})")):
+            rng = view_rng(seed, sku)
+            photo = open_photo()
             for v in range(views):
-                pending.append((p, v, shopper_view(photo, rng)))
+                pending.append((p, v, make_view(photo, rng)))
             if len(pending) >= VIEW_BATCH_SIZE:
                 flush()
         flush()
         return out
 
-    parts = {
+    parts: dict[str, Any] = {
         "kind": "views",
-        "skus": [p.sku for p in products],
+        "skus": [sku for sku, _ in photos],
         "views": views,
         "seed": seed,
         "augment": AUGMENT_VERSION,
     }
-    return _cached(model, model.spec.image_fingerprint, parts, compute, cache)
+    if recipe != TRAIN_RECIPE:  # training's keys stay as they were, so its cache stays valid
+        parts["recipe"] = recipe
+    return cached_features(model, model.spec.image_fingerprint, parts, compute, cache)
 
 
 def text_features(model: SearchModel, texts: Sequence[str], kind: str = "texts", cache: bool = True) -> np.ndarray:
     """(N, Dt) features of arbitrary texts (queries), cached by their content."""
     texts = list(texts)
-    return _cached(
+    return cached_features(
         model, model.spec.text_fingerprint, {"kind": kind, "texts": texts}, lambda: model.text_features(texts), cache
     )
