@@ -29,6 +29,7 @@ from ml.training.data import split_products
 from ml.training.evaluation import evaluate_model, format_table
 from ml.training.loop import TrainingData, TrainSettings, build_training_data, text_pools, train_fusion
 from ml.training.model_card import write_model_card
+from ml.training.out_of_domain import evaluate_out_of_domain, format_out_of_domain
 
 logger = logging.getLogger("ml.train")
 
@@ -38,15 +39,26 @@ VIEW_CHUNK_SEED_STRIDE = 1000  # chunk c of view seed s is cached under seed s *
 
 
 def run(
-    settings: TrainSettings, output_dir: Path = WEIGHTS_DIR, threads: int = DEFAULT_THREADS, progress: bool = True
+    settings: TrainSettings,
+    output_dir: Path = WEIGHTS_DIR,
+    threads: int = DEFAULT_THREADS,
+    progress: bool = True,
+    dev_set: Path | None = None,
 ) -> dict[str, Any]:
-    """Cache features, train, save the checkpoint, evaluate, write the model card."""
+    """Cache features, train, save the checkpoint, evaluate, write the model card.
+
+    With ``settings.all_products`` the shipped fusion is trained on every demo product; the
+    in-domain table then comes from a second fusion, trained the same way on the split's
+    training products only (its held-out products are still unseen), and ``dev_set`` (an
+    out-of-domain catalogue folder) tells how the shipped one generalises.
+    """
     torch.set_num_threads(threads)
     started = time.perf_counter()
     base = load_model(settings.config, fusion_weights=f"random:{settings.seed}")
     products = list(giva.load_products())
     train_skus, val_skus = split_products(products, settings.val_fraction, settings.split_seed)
-    data = training_data(base, products, train_skus, settings)
+    shipped_skus = [p.sku for p in products] if settings.all_products else train_skus
+    data = training_data(base, products, shipped_skus, settings)
     features_seconds = time.perf_counter() - started
     report = train_fusion(base.fusion, data, settings, progress=progress)
 
@@ -56,10 +68,19 @@ def run(
         base.fusion,
         checkpoint,
         config=base.config,
-        extra={"settings": settings.to_dict(), "train_products": len(train_skus)},
+        extra={"settings": settings.to_dict(), "train_products": len(shipped_skus)},
     )
     trained = load_model(settings.config, fusion_weights=checkpoint)
-    metrics = evaluate_model(trained, split_seed=settings.split_seed, val_fraction=settings.val_fraction)
+    measured = trained
+    if settings.all_products:
+        measured = load_model(settings.config, fusion_weights=f"random:{settings.seed}")
+        train_fusion(
+            measured.fusion, training_data(measured, products, train_skus, settings), settings, progress=progress
+        )
+    metrics = evaluate_model(measured, split_seed=settings.split_seed, val_fraction=settings.val_fraction)
+    metrics["in_domain_model"] = "trained on the split's training products only" if settings.all_products else "shipped"
+    if dev_set is not None:
+        metrics["out_of_domain"] = evaluate_out_of_domain(trained, dev_set)
     training = {
         "feature_seconds": round(features_seconds, 1),
         "train_seconds": round(report["seconds"], 1),
@@ -69,6 +90,7 @@ def run(
         "loss_first_epoch": report["history"][0]["loss"],
         "loss_last_epoch": report["history"][-1]["loss"],
         "threads": threads,
+        "train_products": len(shipped_skus),
     }
     split = {
         "seed": settings.split_seed,
@@ -159,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--views", type=int, default=defaults.train_views, help="shopper views per training product")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     parser.add_argument("--output-dir", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--all-products", action="store_true", help="train the shipped fusion on every demo product")
+    parser.add_argument("--image-whitening", type=float, default=defaults.image_whitening, help="shrinkage; none: off")
+    parser.add_argument("--dev-set", type=Path, default=None, help="out-of-domain catalogue folder to evaluate on")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = TrainSettings(
@@ -169,12 +194,16 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         train_views=args.views,
+        all_products=args.all_products,
+        image_whitening=args.image_whitening,
     )
-    result = run(settings, args.output_dir, threads=args.threads)
+    result = run(settings, args.output_dir, threads=args.threads, dev_set=args.dev_set)
     print(
         f"\n{result['version']}  trained in {result['training']['train_seconds']} s "
         f"(features {result['training']['feature_seconds']} s)\n"
     )
+    if "out_of_domain" in result["metrics"]:
+        print(format_out_of_domain(result["metrics"]["out_of_domain"]))
     print(format_table(result["metrics"]))
 
 

@@ -35,6 +35,7 @@ from ml.training.data import (
     description_query,
 )
 from ml.training.losses import LearnedTemperature, hardest_negative_triplet, multi_positive_info_nce
+from ml.training.whitening import set_image_projection
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ class TrainSettings:
     # Text-path pairs: a "how it looks" span against the product's text alone (no photo),
     # the text analogue of the view-vs-photo pairs.
     text_pair_weight: float = 0.0
+    # Shrinkage of the closed-form nuisance whitening put into the image projection before
+    # training (``ml.training.whitening``); None: the orthogonal initialisation.
+    image_whitening: float | None = None
+    # Train on every catalogue product (the shipped model); the held-out split then only
+    # names which products the in-domain table would have held out.
+    all_products: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,6 +235,8 @@ def train_fusion(
     """Train ``fusion`` in place; returns the loss history and timing."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
+    if settings.image_whitening is not None:
+        set_image_projection(fusion, data.photo, data.views, settings.image_whitening)
     temperature = LearnedTemperature(settings.temperature)
     temperature.log_scale.requires_grad_(settings.learn_temperature)
     # Layers the config freezes keep their initialisation (``fusion.frozen``).
