@@ -47,10 +47,12 @@ def _write_folder(root, products_per_category: int = 2):
 def test_folder_catalogue_reads_products_and_views_in_the_demo_catalogues_words(tmp_path):
     _write_folder(tmp_path)
     catalog = load_folder_catalog(tmp_path)
-    assert len(catalog.products) == 6 and len(catalog.views) == 6
+    assert len(catalog.products) == 6
+    assert len(catalog.views) == 6
     ring = catalog.products[0]
     assert (ring.category, ring.metal, ring.gemstone) == ("ring", "white gold", "sapphire")
-    assert "Metal: white gold" in ring.text and ring.photo().size == (64, 64)
+    assert "Metal: white gold" in ring.text
+    assert ring.photo().size == (64, 64)
     assert metal_words("sterling silver", "silver") == "silver"
     assert metal_words("18k gold", "yellow and white") == "two-tone gold"
     assert gemstone_words("pearl, cubic zirconia") == "pearl"
@@ -76,7 +78,8 @@ def test_category_vote_follows_the_closest_photos_and_calibration_error_of_a_per
     scores = np.array([[0.9, 0.1, 0.85], [0.1, 0.9, 0.2]])
     probabilities, names = predict_categories(scores, np.array(["ring", "bangle", "ring"]))
     assert names == ["bangle", "ring"]
-    assert probabilities[0].argmax() == 1 and probabilities[1].argmax() == 0
+    assert probabilities[0].argmax() == 1
+    assert probabilities[1].argmax() == 0
     assert np.allclose(probabilities.sum(axis=1), 1)
     assert expected_calibration_error(np.array([1.0, 1.0]), np.array([True, True])) == 0.0
 
@@ -87,7 +90,8 @@ def test_out_of_domain_evaluation_reports_every_query_kind_against_the_raw_basel
     _photo((40, 40, 40), 999).save(tmp_path / "d.jpg")
     results = evaluate_out_of_domain(tiny_model, tmp_path, views=2, distractors=distractors, cache=False)
     assert results["gallery"] == {"size": 7, "catalogue": 6, "demo_distractors": 1}
-    assert results["queries"]["shopper_views"] == 12 and results["queries"]["other_views"] == 6
+    assert results["queries"]["shopper_views"] == 12
+    assert results["queries"]["other_views"] == 6
     for kind in ("shopper_views", "other_views"):
         assert set(results[kind]) >= {RAW, SERVED}
         assert 0.0 <= results[kind][SERVED]["R@1"] <= results[kind][SERVED]["R@10"] <= 1.0
